@@ -1,0 +1,15 @@
+import { crc32c as crc32cStandard } from '@node-rs/crc32';
+
+// The send stream uses the "raw" CRC32C: register seeded with 0, no final inversion (protocol.md §1.5).
+// The library computes the standard form ~update(~init, bytes); seeding it with ~0 and inverting the
+// result gives update(0, bytes), which is the btrfs value.
+
+/** btrfs send-stream CRC32C of `bytes` (seed 0, no final inversion). */
+export function streamCrc32c(bytes: Uint8Array): number {
+  return ~crc32cStandard(bytes as Buffer, 0xffffffff) >>> 0;
+}
+
+/** Continue a raw CRC32C over more bytes (for checksums computed over several buffers). */
+export function streamCrc32cUpdate(crc: number, bytes: Uint8Array): number {
+  return ~crc32cStandard(bytes as Buffer, ~crc >>> 0) >>> 0;
+}
