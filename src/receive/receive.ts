@@ -1,5 +1,20 @@
-// PLACEHOLDER until the receive engine lands (the receive-engine owner replaces this file).
+// `receive`: apply one or more send streams to a mounted btrfs (protocol.md §3, §6, §8).
+//
+// Stream records come from the codec's reader; SUBVOL/SNAPSHOT start a subvolume (finalizing the
+// previous one), END finalizes, every other command goes to the SubvolReceiver. A subvolume is marked
+// received and read-only only if all of its commands succeeded. Unlike progs, a truncated stream is
+// always fatal and an error is never turned into success.
+import { closeSync, openSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ByteSource } from '../stream/source.js';
+import type { Command } from '../stream/commands.js';
+import { readStream } from '../stream/reader.js';
+import { StreamError } from '../stream/errors.js';
+import { printablePath } from '../sys/libc.js';
+import { SubvolReceiver } from './apply.js';
+import { openDestination, type Destination } from './destination.js';
+import { commandFailure, ReceiveError } from './errors.js';
+import { createSnapshot, createSubvol, deleteSubvol, finalizeSubvol, uuidText } from './subvol.js';
 
 export interface ReceiveOptions {
   /** Destination directory (on a mounted btrfs). */
@@ -18,16 +33,202 @@ export interface ReceiveOptions {
   rootMount?: string;
   /** --force-decompress: never use BTRFS_IOC_ENCODED_WRITE. */
   forceDecompress: boolean;
+  /** --delete-on-failure: delete the partially received subvolume(s) when the receive fails. */
+  deleteOnFailure?: boolean;
+  /** Trial-decode compressed extents before passing them to the kernel (which does not check them). */
+  verifyEncoded?: boolean;
+  /** Skip unknown command numbers instead of failing (--ignore-unknown). */
+  skipUnknownCommands?: boolean;
+  /** Largest accepted command body in bytes (default: the reader's). */
+  maxCommandSize?: number;
   /** Where messages go (one line each, no newline); defaults to stderr. */
   log?: (line: string) => void;
 }
 
 export interface ReceiveSummary {
+  /** Absolute paths of the subvolumes received (finalized). */
   subvolumes: string[];
+  /** Commands read (END included). */
   commands: number;
+  /** File data bytes written (WRITE data, decoded length of ENCODED_WRITE). */
   bytes: number;
 }
 
-export async function receive(_options: ReceiveOptions): Promise<ReceiveSummary> {
-  throw new Error('receive: not implemented yet');
+/** The first path-like field of a command, for error messages. */
+function commandPath(cmd: Command): Buffer | undefined {
+  return 'path' in cmd ? cmd.path : undefined;
 }
+
+/** -vv: one line per command. */
+function describe(cmd: Command, shown: (p: Buffer) => string): string {
+  switch (cmd.cmd) {
+    case 'rename': return `rename ${shown(cmd.path)} -> ${shown(cmd.to)}`;
+    case 'link': return `link ${shown(cmd.path)} -> ${shown(cmd.target)}`;
+    case 'write': return `write ${shown(cmd.path)} - offset=${cmd.offset} length=${cmd.data.length}`;
+    case 'clone': return `clone ${shown(cmd.path)} - source=${printablePath(cmd.clonePath)} source offset=${cmd.cloneOffset} offset=${cmd.offset} length=${cmd.len}`;
+    case 'truncate': return `truncate ${shown(cmd.path)} size=${cmd.size}`;
+    case 'chmod': return `chmod ${shown(cmd.path)} - mode=0${cmd.mode.toString(8)}`;
+    case 'chown': return `chown ${shown(cmd.path)} - uid=${cmd.uid}, gid=${cmd.gid}`;
+    default: {
+      const p = commandPath(cmd);
+      return p === undefined ? cmd.cmd : `${cmd.cmd} ${shown(p)}`;
+    }
+  }
+}
+
+export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> {
+  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const verbosity = options.verbosity;
+  const maxErrors = options.maxErrors;
+  // A stream file is opened before any chroot, so a path relative to the caller still works.
+  let input = options.input;
+  let inputFd: number | undefined;
+  if (typeof input === 'string' && options.chroot) {
+    inputFd = openSync(input, 'r');
+    input = inputFd;
+  }
+  let dest: Destination;
+  try {
+    dest = openDestination(options.dest, { rootMount: options.rootMount, chroot: options.chroot, log, verbosity });
+  } catch (e) {
+    if (inputFd !== undefined) closeSync(inputFd);
+    throw new ReceiveError(`receive failed: ${(e as Error).message}`, { cause: e });
+  }
+  const summary: ReceiveSummary = { subvolumes: [], commands: 0, bytes: 0 };
+  /** Subvolumes created but not finalized (errors, or the receive stopped). */
+  const partial: { name: Buffer; absPath: string }[] = [];
+  let current: SubvolReceiver | undefined;
+  let errors = 0;
+  let lastError = '';
+
+  const applyOpts = {
+    forceDecompress: options.forceDecompress, verifyEncoded: options.verifyEncoded === true, verbosity, log,
+  };
+
+  /** End the current subvolume: finalize it if it had no errors, else leave it partial. */
+  const closeCurrent = (): void => {
+    const sv = current;
+    if (!sv) return;
+    current = undefined;
+    try {
+      if (sv.errors === 0) {
+        sv.finishData();
+        if (verbosity >= 2) log(`BTRFS_IOC_SET_RECEIVED_SUBVOL uuid=${uuidText(sv.uuid)}, stransid=${sv.ctransid}`);
+        finalizeSubvol(sv.rootFd, sv.uuid, sv.ctransid, sv.absPath);
+        summary.subvolumes.push(sv.absPath);
+        const i = partial.findIndex((p) => p.absPath === sv.absPath);
+        if (i >= 0) partial.splice(i, 1);
+      }
+    } finally {
+      summary.bytes += sv.dataBytes;
+      sv.dispose();
+    }
+  };
+
+  const startSubvol = (cmd: Extract<Command, { cmd: 'subvol' | 'snapshot' }>): void => {
+    closeCurrent();
+    const shownName = printablePath(cmd.path);
+    const absPath = join(dest.destPath, cmd.path.toString());
+    let rootFd: number;
+    if (cmd.cmd === 'subvol') {
+      if (verbosity >= 2) log(`receiving subvol ${shownName} uuid=${uuidText(cmd.uuid)}, stransid=${cmd.ctransid}`);
+      rootFd = createSubvol(dest, cmd.path);
+      if (verbosity >= 1) log(`At subvol ${shownName}`);
+    } else {
+      if (verbosity >= 2) {
+        log(`receiving snapshot ${shownName} uuid=${uuidText(cmd.uuid)}, ctransid=${cmd.ctransid} ` +
+          `parent_uuid=${uuidText(cmd.cloneUuid)}, parent_ctransid=${cmd.cloneCtransid}`);
+      }
+      rootFd = createSnapshot(dest, cmd.path, cmd.cloneUuid, cmd.cloneCtransid, log, verbosity);
+      if (verbosity >= 1) log(`At snapshot ${shownName}`);
+    }
+    partial.push({ name: cmd.path, absPath });
+    current = new SubvolReceiver(cmd.path, absPath, cmd.uuid, cmd.ctransid, rootFd, dest, applyOpts);
+  };
+
+  /** Leave (or delete) what was not finalized, and say so. */
+  const cleanupPartial = (): string[] => {
+    if (current) {
+      summary.bytes += current.dataBytes;
+      current.dispose();
+      current = undefined;
+    }
+    const left: string[] = [];
+    for (const p of partial) {
+      if (options.deleteOnFailure) {
+        try {
+          deleteSubvol(dest, p.name);
+          log(`deleted partially received subvolume ${p.absPath}`);
+          continue;
+        } catch (e) {
+          log(`could not delete partially received subvolume ${p.absPath}: ${(e as Error).message}`);
+        }
+      } else {
+        log(`partially received subvolume left at ${p.absPath} (writable, not marked received)`);
+      }
+      left.push(p.absPath);
+    }
+    partial.length = 0;
+    return left;
+  };
+
+  try {
+    const records = readStream(input, {
+      stopAtFirstEnd: options.stopAtEnd,
+      skipUnknownCommands: options.skipUnknownCommands === true,
+      ...(options.maxCommandSize !== undefined ? { maxCommandSize: options.maxCommandSize } : {}),
+    });
+    for await (const rec of records) {
+      summary.commands++;
+      const cmd = rec.command;
+      if (verbosity >= 3 && current) log(describe(cmd, (p) => current!.shown(p)));
+      try {
+        if (cmd.cmd === 'subvol' || cmd.cmd === 'snapshot') startSubvol(cmd);
+        else if (cmd.cmd === 'end') closeCurrent();
+        else if (!current) throw new Error('no SUBVOL or SNAPSHOT command before this command');
+        else current.apply(cmd);
+      } catch (e) {
+        const path = commandPath(cmd);
+        const shown = path === undefined ? undefined
+          : current && cmd.cmd !== 'subvol' && cmd.cmd !== 'snapshot' ? current.shown(path) : printablePath(path);
+        const line = commandFailure(rec.index, cmd.cmd, shown, rec.offset, e);
+        errors++;
+        if (current) current.errors++;
+        lastError = line;
+        // Subvolume-level failures and reaching the error limit stop the receive.
+        if (cmd.cmd === 'subvol' || cmd.cmd === 'snapshot' || cmd.cmd === 'end' || (maxErrors > 0 && errors >= maxErrors)) {
+          throw new ReceiveError(line, { index: rec.index, commandName: cmd.cmd, offset: rec.offset, cause: e });
+        }
+        log(`ERROR: ${line}`);
+      }
+    }
+    closeCurrent();
+    if (errors > 0) {
+      throw new ReceiveError(`receive finished with ${errors} error${errors === 1 ? '' : 's'}; last: ${lastError}`);
+    }
+    return summary;
+  } catch (e) {
+    let err: ReceiveError;
+    if (e instanceof ReceiveError) err = e;
+    else if (e instanceof StreamError) {
+      err = new ReceiveError(`receive failed: ${e.message}`, {
+        ...(e.index !== undefined ? { index: e.index } : {}),
+        ...(e.commandName !== undefined ? { commandName: e.commandName } : {}),
+        offset: e.offset, cause: e,
+      });
+    } else err = new ReceiveError(`receive failed: ${(e as Error).message}`, { cause: e });
+    const left = cleanupPartial();
+    throw new ReceiveError(err.message, {
+      ...(err.index !== undefined ? { index: err.index } : {}),
+      ...(err.commandName !== undefined ? { commandName: err.commandName } : {}),
+      ...(err.offset !== undefined ? { offset: err.offset } : {}),
+      partial: left, cause: err.cause,
+    });
+  } finally {
+    if (current) current.dispose();
+    dest.close();
+    if (inputFd !== undefined) closeSync(inputFd);
+  }
+}
+
+export { ReceiveError } from './errors.js';

@@ -1,0 +1,60 @@
+// Shared pieces of the command line: option parsers, one-line errors, the package version.
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError } from 'commander';
+
+/** Thrown for usage errors found after commander parsed the options (exit 1, one line). */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** The package version, from package.json next to dist/ (or src/ when run from sources). */
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Commander argument parser for a non-negative decimal integer. */
+export function parseCount(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer.');
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('number too large.');
+  return n;
+}
+
+/** Commander accumulator for repeatable flags such as -v. */
+export function increase(_value: string, previous: number): number {
+  return previous + 1;
+}
+
+/** Commander accumulator for repeatable options such as -c SRC. */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Any error as the one line we print after `ERROR: `. */
+export function errorLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** Print `ERROR: ...` on stderr. */
+export function printError(err: unknown): void {
+  process.stderr.write(`ERROR: ${errorLine(err)}\n`);
+}
+
+/** Verbosity from -v count and -q, as progs: 1 by default, 0 when quiet. */
+export function verbosityOf(opts: { verbose?: number; quiet?: boolean }): number {
+  return opts.quiet ? 0 : 1 + (opts.verbose ?? 0);
+}
+
+/** Log sink for library calls: one line per message on stderr. */
+export function stderrLog(line: string): void {
+  process.stderr.write(line.endsWith('\n') ? line : line + '\n');
+}

@@ -1,0 +1,123 @@
+// `btrfs-ts receive`: apply a send stream under DEST, or print it with --dump (no filesystem needed).
+import { Command, Option } from 'commander';
+import { receive, type ReceiveOptions } from '../receive/receive.js';
+import { dumpStream } from '../dump/dump.js';
+import type { ByteSource } from '../stream/source.js';
+import { UsageError, increase, parseCount, stderrLog, verbosityOf } from './common.js';
+
+interface ReceiveCliOptions {
+  verbose: number;
+  quiet?: boolean;
+  file?: string;
+  e?: boolean;
+  chroot?: boolean;
+  maxErrors: number;
+  m?: string;
+  forceDecompress?: boolean;
+  dump?: boolean;
+  json?: boolean;
+  ignoreUnknown?: boolean;
+  deleteOnFailure?: boolean;
+  verifyCompressed?: boolean;
+}
+
+const DESCRIPTION = `Receive subvolumes from a send stream.
+
+Reads a stream made by "btrfs send" or "btrfs-ts send" (protocol v1, v2 or v3)
+and recreates the subvolumes it describes under DEST, a directory on a mounted
+btrfs filesystem. An incremental stream needs its parent (and any clone
+sources) to have been received there before. Each received subvolume is set
+read-only once complete. The receive fails if a subvolume of the same name
+already exists in DEST, or if the parent has been modified since it was
+received.
+
+With --dump, nothing is written anywhere: the stream is validated and each
+command is printed on one line, in the format of "btrfs receive --dump"
+(or as JSON Lines with --json). DEST is then not allowed.`;
+
+const AFTER = `
+Input:
+  Without -f the stream is read from standard input. A file may hold several
+  streams one after the other (e.g. "btrfs send A B"); all are received, and,
+  unlike btrfs-progs, --dump prints all of them (use -e to stop after the first).
+
+Errors and exit status:
+  Every problem is reported as one line "ERROR: ..." on standard error; a
+  damaged stream is named with the command number, its name and the byte
+  offset. Exit status is 0 on success and 1 on any failure, including usage
+  errors. -E counts failing commands; running out of input (a truncated
+  stream) is always fatal, whatever -E says.
+
+Differences from btrfs-progs:
+  Unknown command numbers (from a newer sender) stop the receive with an
+  error instead of being skipped silently; --ignore-unknown skips them.
+  Strings are checked more strictly (no NUL bytes, attribute sizes, the
+  attributes each command needs), and one command may not exceed 16 MiB.
+
+Examples:
+  btrfs send /mnt/snap | btrfs-ts receive /backup
+  btrfs-ts receive -f snap.stream /backup
+  ssh host btrfs send -p /mnt/snap1 /mnt/snap2 | btrfs-ts receive /backup
+  btrfs-ts receive --dump -f snap.stream
+  btrfs-ts receive --dump --json < snap.stream | jq -c 'select(.cmd=="rename")'`;
+
+export function receiveCommand(): Command {
+  return new Command('receive')
+    .usage('[options] DEST\n       btrfs-ts receive --dump [--json] [options]')
+    .summary('receive subvolumes from a stream, or print it (--dump)')
+    .description(DESCRIPTION)
+    .argument('[DEST]', 'directory on a mounted btrfs where the subvolumes are created')
+    .option('-v, --verbose', 'more messages; repeat for more (-vv: one line per command)', increase, 0)
+    .option('-q, --quiet', 'print nothing except errors')
+    .option('-f, --file <FILE>', 'read the stream from FILE instead of standard input')
+    .option('-e', 'stop after the first END marker: the rest of the input is not read (lets a stream be embedded in other data)')
+    .option('-C, --chroot', 'confine the receive to DEST with chroot(2) (needs root)')
+    .addOption(new Option('-E, --max-errors <NERR>', 'stop when NERR commands have failed; 0 means never stop for failing commands')
+      .argParser(parseCount).default(1))
+    .option('-m <ROOTMOUNT>', 'mount point of the top level of the destination filesystem, for when /proc/self/mounts cannot be read (e.g. in a chroot)')
+    .option('--force-decompress', 'decompress compressed data (streams from "send --compressed-data") and write it normally, instead of passing it to the filesystem with encoded I/O')
+    .option('--dump', 'print the stream\'s commands, one line each (format of "btrfs receive --dump"); changes nothing, takes no DEST')
+    .option('--json', 'with --dump: print one JSON object per command (JSON Lines) instead; see docs/usage.md for the schema')
+    .option('--delete-on-failure', 'delete a partially received subvolume when the receive fails (btrfs-progs leaves it)')
+    .option('--verify-compressed', 'decode each compressed extent before handing it to the filesystem, which does not check it (slower; catches corrupt payloads)')
+    .option('--ignore-unknown', 'skip commands with unknown numbers instead of failing (data they carry is lost)')
+    .addHelpText('after', AFTER)
+    .action(async (dest: string | undefined, opts: ReceiveCliOptions) => {
+      await runReceive(dest, opts);
+    });
+}
+
+function inputOf(file: string | undefined): ByteSource {
+  return file === undefined || file === '-' ? 0 : file;
+}
+
+async function runReceive(dest: string | undefined, opts: ReceiveCliOptions): Promise<void> {
+  if (opts.json && !opts.dump) throw new UsageError('receive: --json works only with --dump');
+  if (opts.dump) {
+    if (dest !== undefined) throw new UsageError('receive: --dump takes no DEST argument');
+    await dumpStream({
+      input: inputOf(opts.file),
+      format: opts.json ? 'json' : 'progs',
+      stopAtFirstEnd: opts.e === true,
+      skipUnknownCommands: opts.ignoreUnknown === true,
+    });
+    return;
+  }
+  if (dest === undefined) throw new UsageError('receive: missing DEST (the directory to receive into); only --dump works without one');
+  const options: ReceiveOptions = {
+    dest,
+    input: inputOf(opts.file),
+    verbosity: verbosityOf(opts),
+    stopAtEnd: opts.e === true,
+    chroot: opts.chroot === true,
+    maxErrors: opts.maxErrors,
+    forceDecompress: opts.forceDecompress === true,
+    log: stderrLog,
+  };
+  if (opts.m !== undefined) options.rootMount = opts.m;
+  if (opts.deleteOnFailure) options.deleteOnFailure = true;
+  if (opts.verifyCompressed) options.verifyEncoded = true;
+  if (opts.ignoreUnknown) (options as ReceiveOptions & { skipUnknownCommands?: boolean }).skipUnknownCommands = true;
+  await receive(options);
+}
+

@@ -1,0 +1,74 @@
+// zstd extents: one frame, zero-padded to the sector. We find where the frame ends (zstd parses
+// the block headers), then decode exactly that frame with zstd-napi's native libzstd.
+import { createRequire } from 'node:module';
+import { CorruptDataError } from './errors.js';
+
+type Binding = typeof import('zstd-napi/binding.js');
+const binding = createRequire(import.meta.url)('zstd-napi/binding') as Binding;
+
+const ZSTD_MAGIC = 0xfd2fb528;
+/** btrfs writes frames with window log ≤ 17; 2^20 leaves room and refuses hostile 128 MiB windows. */
+const WINDOW_LOG_MAX = 20;
+
+let dctx: InstanceType<Binding['DCtx']> | undefined;
+function context(): InstanceType<Binding['DCtx']> {
+  if (!dctx) {
+    dctx = new binding.DCtx();
+    dctx.setParameter(binding.DParameter.windowLogMax, WINDOW_LOG_MAX);
+  }
+  return dctx;
+}
+
+function corrupt(error: unknown): CorruptDataError {
+  return new CorruptDataError('zstd', error instanceof Error ? error.message : String(error));
+}
+
+/** Byte length of the zstd frame at the start of `data` (the rest is padding). */
+export function zstdFrameSize(data: Uint8Array): number {
+  if (data.length < 4) throw new CorruptDataError('zstd', `payload of ${data.length} bytes is too short for a frame`, 0);
+  const magic = (data[0]! | (data[1]! << 8) | (data[2]! << 16) | (data[3]! << 24)) >>> 0;
+  if (magic !== ZSTD_MAGIC) throw new CorruptDataError('zstd', `bad frame magic 0x${magic.toString(16).padStart(8, '0')}`, 0);
+  try {
+    return binding.findFrameCompressedSize(data);
+  } catch (error) {
+    throw corrupt(error);
+  }
+}
+
+/**
+ * Decode the first zstd frame of `data` into `out` (length = the most we want). Output beyond
+ * `out.length` is dropped (not an error). Returns the number of bytes written.
+ */
+export function decodeZstd(data: Uint8Array, out: Uint8Array): number {
+  const frame = data.subarray(0, zstdFrameSize(data));
+  const ctx = context();
+  let declared: number | null;
+  try {
+    declared = binding.getFrameContentSize(frame);
+  } catch (error) {
+    throw corrupt(error);
+  }
+  try {
+    if (declared !== null && declared <= out.length) {
+      // Fast path (all btrfs frames): one call; zstd checks the declared size and any checksum.
+      return ctx.decompress(out, frame);
+    }
+    // Unknown or larger than wanted: stream into `out` and stop when it is full.
+    ctx.reset(binding.ResetDirective.sessionOnly);
+    let produced = 0;
+    let consumed = 0;
+    for (;;) {
+      const [remaining, wrote, read] = ctx.decompressStream(out.subarray(produced), frame.subarray(consumed));
+      produced += wrote;
+      consumed += read;
+      if (remaining === 0) return produced; // frame complete
+      if (produced === out.length) return produced; // truncated on purpose
+      if (wrote === 0 && read === 0) throw new CorruptDataError('zstd', 'frame is truncated');
+    }
+  } catch (error) {
+    if (error instanceof CorruptDataError) throw error;
+    throw corrupt(error);
+  } finally {
+    ctx.reset(binding.ResetDirective.sessionOnly);
+  }
+}

@@ -1,0 +1,217 @@
+// `btrfs receive --dump` output, byte for byte as btrfs-progs 6.2 prints it (protocol.md §6.8).
+//
+// Each line: the command name padded to 16 columns, the full path escaped (escape.ts), spaces up to
+// column 48 (at least one), then the details. Commands without details end right after the path.
+// Quirks of 6.2 kept on purpose, since the goal is an identical dump:
+//   - symlink/link/rename destinations are escaped; clone sources, xattr names and values are not;
+//   - set_xattr prints the value raw, up to its first NUL byte (`data=%.*s`);
+//   - encoded_write separates some fields with ", ";
+//   - fileattr prints its decimal value after "0x";
+//   - times are local (TZ), seconds only, `%FT%T%z`; OTIME is not shown.
+// END prints nothing. Paths are joined like progs' path_cat_out: one trailing slash of each part is
+// dropped, and a result that would not fit PATH_MAX (4096) is an error.
+import type { Command, Uuid } from '../stream/commands.js';
+import { formatLocalTime, loadZone, type Zone } from './localtime.js';
+import { writeEscaped } from './escape.js';
+import type { OutBuffer } from './out-buffer.js';
+
+const PATH_MAX = 4096;
+const SLASH = 0x2f;
+
+/** A dump line that progs would refuse to print (its path would overflow PATH_MAX). */
+export class DumpPathError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DumpPathError';
+  }
+}
+
+/** Length without one trailing slash (progs drops only one). */
+function trimSlash(b: Buffer): number {
+  return b.length > 0 && b[b.length - 1] === SLASH ? b.length - 1 : b.length;
+}
+
+/** progs' path_cat_out: `p1/p2`, each part without one trailing slash. */
+export function pathCat(p1: Buffer, p2: Buffer, title: string): Buffer {
+  if (p1.length + p2.length + 2 >= PATH_MAX) {
+    throw new DumpPathError(`${title}: path too long (${p1.length + p2.length + 1} bytes, PATH_MAX is ${PATH_MAX})`);
+  }
+  const n1 = trimSlash(p1);
+  const n2 = trimSlash(p2);
+  const out = Buffer.allocUnsafe(n1 + 1 + n2);
+  p1.copy(out, 0, 0, n1);
+  out[n1] = SLASH;
+  p2.copy(out, n1 + 1, 0, n2);
+  return out;
+}
+
+/** Canonical lower-case text of a 16-byte UUID. */
+export function formatUuid(uuid: Uuid): string {
+  const h = uuid.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+const TITLE_WIDTH = 16;
+const PATH_WIDTH = 32;
+const ROOT = Buffer.from('.');
+const TITLES: Record<string, string> = {};
+
+export class ProgsDumpFormatter {
+  /** progs' full_subvol_path: "." until the first subvol/snapshot. */
+  private subvolPath: Buffer = ROOT;
+  private readonly zone: Zone;
+
+  constructor(private readonly out: OutBuffer, opts: { zone?: Zone } = {}) {
+    this.zone = opts.zone ?? loadZone();
+  }
+
+  /** Start of a new concatenated stream: progs starts each receive from the top again. */
+  newStream(): void {
+    this.subvolPath = ROOT;
+  }
+
+  private title(name: string): void {
+    let t = TITLES[name];
+    if (t === undefined) TITLES[name] = t = name.padEnd(TITLE_WIDTH, ' ');
+    this.out.latin1(t);
+  }
+
+  /** Title, escaped path and padding; returns nothing. `details` false ends the line after the path. */
+  private head(name: string, fullPath: Buffer, details: boolean): void {
+    this.title(name);
+    const printed = writeEscaped(this.out, fullPath);
+    if (!details) {
+      this.out.byte(0x0a);
+      return;
+    }
+    this.out.spaces(printed < PATH_WIDTH ? PATH_WIDTH - printed : 1);
+  }
+
+  private path(name: string, p: Buffer): Buffer {
+    return pathCat(this.subvolPath, p, name);
+  }
+
+  private time(sec: number): string {
+    return formatLocalTime(sec, this.zone);
+  }
+
+  /** Append the dump line(s) of one command. */
+  format(c: Command): void {
+    const out = this.out;
+    switch (c.cmd) {
+      case 'subvol': {
+        this.subvolPath = pathCat(ROOT, c.path, c.cmd);
+        this.head(c.cmd, this.subvolPath, true);
+        out.latin1(`uuid=${formatUuid(c.uuid)} transid=${c.ctransid}\n`);
+        return;
+      }
+      case 'snapshot': {
+        this.subvolPath = pathCat(ROOT, c.path, c.cmd);
+        this.head(c.cmd, this.subvolPath, true);
+        out.latin1(`uuid=${formatUuid(c.uuid)} transid=${c.ctransid} parent_uuid=${formatUuid(c.cloneUuid)}` +
+          ` parent_transid=${c.cloneCtransid}\n`);
+        return;
+      }
+      case 'mkfile':
+      case 'mkdir':
+      case 'mkfifo':
+      case 'mksock':
+      case 'unlink':
+      case 'rmdir':
+        this.head(c.cmd, this.path(c.cmd, c.path), false);
+        return;
+      case 'mknod':
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1(`mode=${c.mode.toString(8)} dev=0x${c.rdev.toString(16)}\n`);
+        return;
+      case 'symlink':
+      case 'link': {
+        const full = this.path(c.cmd, c.path);
+        this.head(c.cmd, full, true);
+        out.latin1('dest=');
+        writeEscaped(out, c.target);
+        out.byte(0x0a);
+        return;
+      }
+      case 'rename': {
+        const to = this.path(c.cmd, c.to);
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1('dest=');
+        writeEscaped(out, to);
+        out.byte(0x0a);
+        return;
+      }
+      case 'write':
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1(`offset=${c.offset} len=${c.data.length}\n`);
+        return;
+      case 'clone': {
+        const from = this.path(c.cmd, c.clonePath);
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1(`offset=${c.offset} len=${c.len} from=`);
+        out.bytes(from);
+        out.latin1(` clone_offset=${c.cloneOffset}\n`);
+        return;
+      }
+      case 'set_xattr': {
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1('name=');
+        out.bytes(c.name);
+        out.latin1(' data=');
+        const nul = c.value.indexOf(0);
+        out.bytes(nul < 0 ? c.value : c.value.subarray(0, nul));
+        out.latin1(` len=${c.value.length}\n`);
+        return;
+      }
+      case 'remove_xattr':
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1('name=');
+        out.bytes(c.name);
+        out.byte(0x0a);
+        return;
+      case 'truncate':
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1(`size=${c.size}\n`);
+        return;
+      case 'chmod':
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1(`mode=${c.mode.toString(8)}\n`);
+        return;
+      case 'chown':
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1(`gid=${c.gid} uid=${c.uid}\n`);
+        return;
+      case 'utimes': {
+        const line = `atime=${this.time(c.atime.sec)} mtime=${this.time(c.mtime.sec)} ctime=${this.time(c.ctime.sec)}\n`;
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1(line);
+        return;
+      }
+      case 'update_extent':
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1(`offset=${c.offset} len=${c.size}\n`);
+        return;
+      case 'fallocate':
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1(`mode=${c.mode} offset=${c.offset} len=${c.size}\n`);
+        return;
+      case 'fileattr':
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1(`fileattr=0x${c.flags}\n`);
+        return;
+      case 'encoded_write':
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1(`offset=${c.offset} len=${c.data.length}, unencoded_file_len=${c.unencodedFileLen}, ` +
+          `unencoded_len=${c.unencodedLen}, unencoded_offset=${c.unencodedOffset}, ` +
+          `compression=${c.compression ?? 0}, encryption=${c.encryption ?? 0}\n`);
+        return;
+      case 'enable_verity':
+        // v3 only; 6.2 cannot read v3 streams, so this follows current btrfs-progs.
+        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        out.latin1(`algorithm=${c.algorithm} block_size=${c.blockSize} salt_len=${c.salt.length} sig_len=${c.sig.length}\n`);
+        return;
+      case 'end':
+        return;
+    }
+  }
+}

@@ -1,0 +1,300 @@
+// One handler per stream command (protocol.md §3), applied to the subvolume being received.
+// Every path goes through PathResolver (beneath the subvolume root, never through a symlink).
+import { fstatSync, readSync, type Stats } from 'node:fs';
+import type {
+  ChownCommand, CloneCommand, Command, EnableVerityCommand, FileattrCommand, MknodCommand,
+} from '../stream/commands.js';
+import { cloneRange } from '../sys/btrfs-ioctl.js';
+import {
+  close, fallocate, fchmod, fchmodat, fchown, fchownat, fremovexattr, fsetxattr, FsConst, ftruncate, futimens,
+  linkat, lremovexattrAt, lsetxattrAt, mkdirat, mknodat, openat, pwriteAll, renameat, symlinkat, unlinkat,
+  utimensat,
+} from '../sys/fs.js';
+import { printablePath, SysError } from '../sys/libc.js';
+import { enableVerity } from '../sys/verity.js';
+import { applyEncodedWrite } from './encoded-write.js';
+import { applyFileattr } from './fileattr.js';
+import type { Destination } from './destination.js';
+import { RefusedError } from './errors.js';
+import { PathResolver, type Parent } from './path-resolver.js';
+import { findByUuid, openFound, uuidText } from './subvol.js';
+import { WriteCache } from './write-cache.js';
+
+const S_IFMT = 0o170000;
+const S_IFIFO = 0o010000;
+const S_IFSOCK = 0o140000;
+const S_IFLNK = 0o120000;
+const SETID = 0o6000;
+
+export interface ApplyOptions {
+  forceDecompress: boolean;
+  verifyEncoded: boolean;
+  verbosity: number;
+  log: (line: string) => void;
+}
+
+/** State of the subvolume being received. */
+export class SubvolReceiver {
+  readonly resolver: PathResolver;
+  readonly writes: WriteCache;
+  /** FILEATTR values applied at finalization, one fd per inode (paths may change meanwhile). */
+  private readonly fileattrs = new Map<string, { fd: number; flags: number; path: Buffer }>();
+  /** Clone source subvolumes other than this one, by UUID (hex). */
+  private readonly cloneRoots = new Map<string, { fd: number; resolver: PathResolver }>();
+  private fallbackReported = false;
+  /** Errors in commands of this subvolume (with -E 0 the receive goes on but never finalizes it). */
+  errors = 0;
+  dataBytes = 0;
+
+  constructor(
+    readonly name: Buffer,
+    /** Absolute path as shown to the user. */
+    readonly absPath: string,
+    readonly uuid: Buffer,
+    readonly ctransid: number,
+    readonly rootFd: number,
+    private readonly dest: Destination,
+    private readonly opts: ApplyOptions,
+  ) {
+    this.resolver = new PathResolver(rootFd);
+    this.writes = new WriteCache(this.resolver);
+  }
+
+  /** `name/path` for messages. */
+  shown(path: Buffer): string {
+    return path.length === 0 ? printablePath(this.name) : `${printablePath(this.name)}/${printablePath(path)}`;
+  }
+
+  apply(cmd: Command): void {
+    switch (cmd.cmd) {
+      case 'write': {
+        const fd = this.writes.get(cmd.path);
+        pwriteAll(fd, cmd.data, cmd.offset, cmd.path);
+        this.dataBytes += cmd.data.length;
+        return;
+      }
+      case 'mkfile': return this.atParent(cmd.path, (p) => {
+        close(openat(p.dirfd, p.name, FsConst.O_CREAT | FsConst.O_EXCL | FsConst.O_WRONLY | FsConst.O_NOFOLLOW, 0o600));
+      });
+      case 'mkdir': return this.atParent(cmd.path, (p) => mkdirat(p.dirfd, p.name, 0o700));
+      case 'mknod': case 'mkfifo': case 'mksock': return this.mknod(cmd);
+      case 'symlink': return this.atParent(cmd.path, (p) => symlinkat(cmd.target, p.dirfd, p.name));
+      case 'rename': {
+        this.writes.drop();
+        return this.atParent(cmd.path, (from) => this.atParent(cmd.to, (to) => {
+          renameat(from.dirfd, from.name, to.dirfd, to.name);
+        }, 'rename destination'), 'rename source');
+      }
+      case 'link': return this.atParent(cmd.target, (existing) => this.atParent(cmd.path, (created) => {
+        linkat(existing.dirfd, existing.name, created.dirfd, created.name, 0);
+      }), 'link target');
+      case 'unlink': {
+        this.writes.drop();
+        return this.atParent(cmd.path, (p) => unlinkat(p.dirfd, p.name, 0));
+      }
+      case 'rmdir': {
+        this.writes.drop();
+        return this.atParent(cmd.path, (p) => unlinkat(p.dirfd, p.name, FsConst.AT_REMOVEDIR));
+      }
+      case 'set_xattr': return this.onInode(cmd.path,
+        (fd) => fsetxattr(fd, cmd.name, cmd.value, 0, cmd.path),
+        (p) => lsetxattrAt(p.dirfd, p.name, cmd.name, cmd.value, 0, cmd.path));
+      case 'remove_xattr': return this.onInode(cmd.path,
+        (fd) => fremovexattr(fd, cmd.name, cmd.path),
+        (p) => lremovexattrAt(p.dirfd, p.name, cmd.name, cmd.path));
+      case 'clone': return this.clone(cmd);
+      case 'truncate': return ftruncate(this.writes.get(cmd.path), cmd.size, cmd.path);
+      case 'chmod': return this.onInode(cmd.path,
+        (fd) => fchmod(fd, cmd.mode & 0o7777, cmd.path),
+        (p) => chmodNoFollow(p, cmd.mode & 0o7777, cmd.path));
+      case 'chown': return this.chown(cmd);
+      case 'utimes': return this.onInode(cmd.path,
+        (fd) => futimens(fd, cmd.atime, cmd.mtime, cmd.path),
+        (p) => utimensat(p.dirfd, p.name, cmd.atime, cmd.mtime));
+      case 'update_extent': {
+        // --no-data stream: the data is not sent, but the range exists on the sender. progs does nothing,
+        // leaving the file shorter than the source, so later CLONEs from it fail (EINVAL, beyond EOF).
+        // We give the file the size a WRITE would have given it (the range reads as zeros).
+        const fd = this.writes.get(cmd.path);
+        if (fstatSync(fd).size < cmd.offset + cmd.size) ftruncate(fd, cmd.offset + cmd.size, cmd.path);
+        return;
+      }
+      case 'fallocate': return fallocate(this.writes.get(cmd.path), cmd.mode, cmd.offset, cmd.size, cmd.path);
+      case 'fileattr': return this.fileattr(cmd);
+      case 'encoded_write': {
+        const fd = this.writes.get(cmd.path);
+        applyEncodedWrite(fd, cmd, {
+          forceDecompress: this.opts.forceDecompress,
+          verify: this.opts.verifyEncoded,
+          onFallback: (reason) => {
+            if (!this.fallbackReported && this.opts.verbosity >= 2) {
+              this.opts.log(`encoded_write ${this.shown(cmd.path)}: falling back to decompress and write: ${reason}`);
+            }
+            this.fallbackReported = true;
+          },
+        });
+        this.dataBytes += cmd.unencodedFileLen;
+        return;
+      }
+      case 'enable_verity': return this.enableVerity(cmd);
+      case 'subvol': case 'snapshot': case 'end':
+        throw new Error(`internal: ${cmd.cmd} reached the command applier`);
+    }
+  }
+
+  /** Run `fn` with the parent dir of `path`; the root itself is refused (it cannot be created/moved). */
+  private atParent(path: Buffer, fn: (p: Parent) => void, what = 'path'): void {
+    if (path.length === 0) throw new RefusedError(`the subvolume root cannot be the ${what} of this command`);
+    const p = this.resolver.parent(path, what);
+    try { fn(p); } finally { this.resolver.release(p); }
+  }
+
+  /** Metadata commands: the root goes through its fd, anything else through parent fd + name. */
+  private onInode(path: Buffer, onRoot: (fd: number) => void, onName: (p: Parent) => void): void {
+    if (path.length === 0) return onRoot(this.rootFd);
+    this.atParent(path, onName);
+  }
+
+  private mknod(cmd: MknodCommand): void {
+    this.atParent(cmd.path, (p) => {
+      if (cmd.cmd === 'mkfifo') mknodat(p.dirfd, p.name, S_IFIFO | 0o600, 0);
+      else if (cmd.cmd === 'mksock') mknodat(p.dirfd, p.name, S_IFSOCK | 0o600, 0);
+      else mknodat(p.dirfd, p.name, cmd.mode & S_IFMT, cmd.rdev);
+    });
+  }
+
+  /**
+   * lchown; chown(2) clears set-uid/set-gid, and when only the owner changed the kernel sends no CHMOD
+   * after it (progs loses the bits): put back the mode the inode had before.
+   */
+  private chown(cmd: ChownCommand): void {
+    if (cmd.path.length === 0) {
+      const before = fstatSync(this.rootFd).mode;
+      fchown(this.rootFd, cmd.uid, cmd.gid, cmd.path);
+      if (before & SETID) {
+        const after = fstatSync(this.rootFd).mode;
+        if ((after & 0o7777) !== (before & 0o7777)) fchmod(this.rootFd, before & 0o7777, cmd.path);
+      }
+      return;
+    }
+    this.atParent(cmd.path, (p) => {
+      const before = lstatAt(p).mode;
+      fchownat(p.dirfd, p.name, cmd.uid, cmd.gid);
+      if ((before & SETID) && (before & S_IFMT) !== S_IFLNK) {
+        const after = lstatAt(p).mode;
+        if ((after & 0o7777) !== (before & 0o7777)) chmodNoFollow(p, before & 0o7777, cmd.path);
+      }
+    });
+  }
+
+  /** The resolver for CLONE_UUID: this subvolume, or another found by (received) UUID. */
+  private cloneRoot(uuid: Buffer): PathResolver {
+    if (uuid.equals(this.uuid)) return this.resolver;
+    const key = uuid.toString('hex');
+    const known = this.cloneRoots.get(key);
+    if (known) return known.resolver;
+    const found = findByUuid(this.dest, uuid);
+    if (!found) throw new RefusedError(`clone: cannot find source subvolume ${uuidText(uuid)}`);
+    const fd = openFound(this.dest, found);
+    const entry = { fd, resolver: new PathResolver(fd) };
+    this.cloneRoots.set(key, entry);
+    return entry.resolver;
+  }
+
+  private clone(cmd: CloneCommand): void {
+    const dst = this.writes.get(cmd.path);
+    const src = this.cloneRoot(cmd.cloneUuid).openForIo(cmd.clonePath, FsConst.O_RDONLY, { what: 'clone source path' });
+    try {
+      try {
+        cloneRange(dst, src, cmd.cloneOffset, cmd.len, cmd.offset, cmd.path);
+      } catch (e) {
+        // EINVAL: the source range is not there as the sender had it — typically a --no-data stream,
+        // whose files have no data and so end before the cloned range. Copy what exists and give the
+        // destination the size the clone would have given it.
+        if (!(e instanceof SysError) || (e.errno !== 22 && e.errno !== 95 && e.errno !== 18)) throw e;
+        copyRange(dst, src, cmd.cloneOffset, cmd.len, cmd.offset, cmd.path);
+        if (this.opts.verbosity >= 2) {
+          this.opts.log(`clone ${this.shown(cmd.path)}: ${e.code}, copied the range instead`);
+        }
+      }
+    } finally {
+      close(src);
+    }
+  }
+
+  private fileattr(cmd: FileattrCommand): void {
+    const pfd = this.resolver.openPath(cmd.path);
+    let st;
+    try { st = fstatSync(pfd); } finally { close(pfd); }
+    if (!st.isFile() && !st.isDirectory()) {
+      // Flags ioctls on a device node would reach the driver, not the inode.
+      if (this.opts.verbosity >= 1) this.opts.log(`fileattr ${this.shown(cmd.path)}: not a regular file or directory, ignored`);
+      return;
+    }
+    const key = `${st.dev}:${st.ino}`;
+    const old = this.fileattrs.get(key);
+    if (old) { old.flags = cmd.flags; return; }
+    const fd = this.resolver.openForIo(cmd.path, FsConst.O_RDONLY, { allowDir: true });
+    this.fileattrs.set(key, { fd, flags: cmd.flags, path: cmd.path });
+  }
+
+  private enableVerity(cmd: EnableVerityCommand): void {
+    this.writes.drop(); // no writers may remain open
+    const fd = this.resolver.openForIo(cmd.path, FsConst.O_RDONLY);
+    try {
+      enableVerity(fd, cmd.algorithm, cmd.blockSize, cmd.salt, cmd.sig, this.shown(cmd.path));
+    } finally {
+      close(fd);
+    }
+  }
+
+  /** After the last command: flush pending FILEATTRs (they may forbid writes, so they come last). */
+  finishData(): void {
+    this.writes.drop();
+    for (const [key, entry] of this.fileattrs) {
+      this.fileattrs.delete(key);
+      try { applyFileattr(entry.fd, entry.flags, this.shown(entry.path)); } finally { close(entry.fd); }
+    }
+  }
+
+  /** Close every fd (also after a failure). */
+  dispose(): void {
+    this.writes.drop();
+    for (const entry of this.fileattrs.values()) close(entry.fd);
+    this.fileattrs.clear();
+    for (const entry of this.cloneRoots.values()) close(entry.fd);
+    this.cloneRoots.clear();
+    close(this.rootFd);
+  }
+}
+
+/** lstat of the last component (an O_PATH|O_NOFOLLOW fd: no /proc needed, symlinks not followed). */
+function lstatAt(p: Parent): Stats {
+  const fd = openat(p.dirfd, p.name, FsConst.O_PATH | FsConst.O_NOFOLLOW);
+  try { return fstatSync(fd); } finally { close(fd); }
+}
+
+/** chmod that refuses a symlink instead of following it (the kernel never sends CHMOD for one). */
+function chmodNoFollow(p: Parent, mode: number, path: Buffer): void {
+  const fd = openat(p.dirfd, p.name, FsConst.O_PATH | FsConst.O_NOFOLLOW);
+  try {
+    if (fstatSync(fd).isSymbolicLink()) throw new SysError('fchmodat', 95 /* EOPNOTSUPP */, `${printablePath(path)} (a symlink)`);
+    // Not a symlink, and nothing but this process changes the tree: chmod by name cannot be redirected.
+    fchmodat(p.dirfd, p.name, mode, 0);
+  } finally {
+    close(fd);
+  }
+}
+
+/** Copy up to `len` bytes (stopping at the source's EOF), then extend dst to dstOff+len if shorter. */
+function copyRange(dst: number, src: number, srcOff: number, len: number, dstOff: number, path: Buffer): void {
+  const chunk = Buffer.allocUnsafe(Math.min(len, 1 << 20));
+  let done = 0;
+  while (done < len) {
+    const n = readSync(src, chunk, 0, Math.min(chunk.length, len - done), srcOff + done);
+    if (n <= 0) break;
+    pwriteAll(dst, chunk.subarray(0, n), dstOff + done, path);
+    done += n;
+  }
+  if (fstatSync(dst).size < dstOff + len) ftruncate(dst, dstOff + len, path);
+}

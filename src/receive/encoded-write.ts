@@ -1,0 +1,111 @@
+// ENCODED_WRITE (protocol.md §4.4): hand the compressed extent to BTRFS_IOC_ENCODED_WRITE so it
+// stays compressed on the receiver; where the kernel refuses (ENOTTY, EINVAL, ENOSPC — exactly
+// where btrfs-progs falls back) or --force-decompress is given, decode it ourselves and write the
+// slice [unencoded_offset, +unencoded_file_len) at the file offset.
+import { writeSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import type { EncodedWriteCommand } from '../stream/commands.js';
+import { CorruptDataError, EncodedExtentError, checkSlice, compressionName, decodeExtent } from '../compress/index.js';
+import { encodedWrite } from '../sys/encoded-io.js';
+import { SysError, printablePath } from '../sys/libc.js';
+
+export interface ApplyEncodedWriteOptions {
+  /** Never try the ioctl: always decode and write plain data (--force-decompress). */
+  forceDecompress: boolean;
+  /** Trial-decode the payload before handing it to the kernel, which does not check it. */
+  verify: boolean;
+  /** Called each time the fallback is used; the engine prints the first reason once per stream. */
+  onFallback(reason: string): void;
+}
+
+const { ENOTTY, EINVAL, ENOSPC } = osConstants.errno;
+const FALLBACK_ERRNOS = new Set([ENOTTY, EINVAL, ENOSPC]);
+
+/** Why a fallback happened, in words. */
+function fallbackReason(error: SysError): string {
+  switch (error.errno) {
+    case ENOTTY: return 'the destination does not support encoded writes (ENOTTY: not btrfs, or kernel < 6.0)';
+    case EINVAL: return 'the kernel refused the encoded extent (EINVAL: e.g. a different sector size, a NOCOW file, or an unaligned offset)';
+    case ENOSPC: return 'no space for the encoded extent (ENOSPC)';
+    default: return error.message;
+  }
+}
+
+/** One-line error naming the command and its path. */
+function commandError(cmd: EncodedWriteCommand, message: string, cause?: unknown): Error {
+  const error = new Error(`encoded_write ${printablePath(cmd.path)}: ${message}`);
+  if (cause !== undefined) error.cause = cause;
+  return error;
+}
+
+/** Decode the payload fully; corrupt bytes or unusable fields become one clear error. */
+function decodeOrThrow(cmd: EncodedWriteCommand): Buffer {
+  try {
+    checkSlice(sliceOf(cmd));
+    return decodeExtent(sliceOf(cmd));
+  } catch (error) {
+    if (error instanceof CorruptDataError || error instanceof EncodedExtentError) {
+      throw commandError(cmd, `corrupt ${compressionName(cmd.compression ?? 0)} payload: ${error.message}`, error);
+    }
+    throw error;
+  }
+}
+
+function sliceOf(cmd: EncodedWriteCommand) {
+  return {
+    compression: cmd.compression ?? 0,
+    data: cmd.data,
+    unencodedLen: cmd.unencodedLen,
+    unencodedOffset: cmd.unencodedOffset,
+    unencodedFileLen: cmd.unencodedFileLen,
+  };
+}
+
+/** pwrite loop: all of `bytes` at `position`. */
+function writeAll(fd: number, bytes: Buffer, position: number, cmd: EncodedWriteCommand): void {
+  let done = 0;
+  while (done < bytes.length) {
+    try {
+      done += writeSync(fd, bytes, done, bytes.length - done, position + done);
+    } catch (error) {
+      throw commandError(cmd, `writing decoded data failed: ${(error as Error).message}`, error);
+    }
+  }
+}
+
+/**
+ * Apply one ENCODED_WRITE to `fd` (opened read-write on cmd.path). Returns 'encoded' when the
+ * kernel stored the extent as is, 'decompressed' when we wrote decoded bytes.
+ */
+export function applyEncodedWrite(
+  fd: number, cmd: EncodedWriteCommand, opts: ApplyEncodedWriteOptions,
+): 'encoded' | 'decompressed' {
+  const encryption = cmd.encryption ?? 0;
+  if (encryption !== 0) throw commandError(cmd, `encryption not supported (encryption type ${encryption})`);
+
+  let decoded: Buffer | undefined;
+  if (!opts.forceDecompress) {
+    if (opts.verify) decoded = decodeOrThrow(cmd);
+    try {
+      encodedWrite(fd, {
+        offset: cmd.offset,
+        len: cmd.unencodedFileLen,
+        unencodedLen: cmd.unencodedLen,
+        unencodedOffset: cmd.unencodedOffset,
+        compression: cmd.compression ?? 0,
+        encryption,
+        data: cmd.data,
+      }, cmd.path);
+      return 'encoded';
+    } catch (error) {
+      if (!(error instanceof SysError) || !FALLBACK_ERRNOS.has(error.errno)) {
+        throw commandError(cmd, (error as Error).message, error);
+      }
+      opts.onFallback(fallbackReason(error));
+    }
+  }
+
+  decoded ??= decodeOrThrow(cmd);
+  writeAll(fd, decoded.subarray(cmd.unencodedOffset, cmd.unencodedOffset + cmd.unencodedFileLen), cmd.offset, cmd);
+  return 'decompressed';
+}

@@ -1,0 +1,100 @@
+// Safe path resolution inside the subvolume being received (protocol.md §8).
+//
+// Stream paths are relative to a subvolume root. Each one is checked lexically (no absolute path, no
+// empty, `.` or `..` component, no NUL; '' alone names the root) and its parent directory is opened
+// with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) from the root fd, so neither
+// `..` nor a symlink (made by the stream or not) can lead outside. The last component is then used with
+// *at calls that never follow it (AT_SYMLINK_NOFOLLOW, O_NOFOLLOW, l*xattr, O_EXCL creation).
+import { fstatSync } from 'node:fs';
+import { FsConst, openat2, close, reopen } from '../sys/fs.js';
+import { SysError, printablePath } from '../sys/libc.js';
+import { UnsafePathError } from './errors.js';
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
+const EMPTY = Buffer.alloc(0);
+
+/** Throws UnsafePathError unless `path` is '' or a/b/c with ordinary components. */
+export function checkPath(path: Buffer, what = 'path'): void {
+  if (path.length === 0) return;
+  if (path.includes(0)) throw new UnsafePathError(what, path, 'contains a NUL byte');
+  if (path[0] === SLASH) throw new UnsafePathError(what, path, 'is absolute');
+  let start = 0;
+  for (let i = 0; i <= path.length; i++) {
+    if (i === path.length || path[i] === SLASH) {
+      const len = i - start;
+      if (len === 0) throw new UnsafePathError(what, path, 'has an empty component');
+      if (path[start] === DOT && (len === 1 || (len === 2 && path[start + 1] === DOT))) {
+        throw new UnsafePathError(what, path, `has a '${len === 1 ? '.' : '..'}' component`);
+      }
+      start = i + 1;
+    }
+  }
+}
+
+/** A single component: what SUBVOL/SNAPSHOT may name. */
+export function checkName(name: Buffer, what = 'subvolume name'): void {
+  if (name.length === 0) throw new UnsafePathError(what, name, 'is empty');
+  if (name.includes(SLASH)) throw new UnsafePathError(what, name, "must be a single component (contains '/')");
+  checkPath(name, what);
+}
+
+/** The directory holding a path's last component, and that component. `dirfd` is closed by release(). */
+export interface Parent {
+  dirfd: number;
+  /** Last component; empty for the root itself. */
+  name: Buffer;
+  /** True when `dirfd` was opened for this lookup (and must be closed). */
+  owned: boolean;
+}
+
+export class PathResolver {
+  /** @param rootFd an open directory fd of the subvolume root (O_RDONLY), owned by the caller. */
+  constructor(readonly rootFd: number) {}
+
+  /** Parent directory fd + last component of `path` (checked). For '' the root fd and an empty name. */
+  parent(path: Buffer, what = 'path'): Parent {
+    checkPath(path, what);
+    const slash = path.lastIndexOf(SLASH);
+    if (slash < 0) return { dirfd: this.rootFd, name: path, owned: false };
+    const dir = path.subarray(0, slash);
+    const dirfd = openat2(this.rootFd, dir, FsConst.O_PATH | FsConst.O_DIRECTORY);
+    return { dirfd, name: path.subarray(slash + 1), owned: true };
+  }
+
+  release(p: Parent): void {
+    if (p.owned) close(p.dirfd);
+  }
+
+  /**
+   * Open `path` (any type, never through a symlink, the last component included) as an O_PATH fd.
+   * For '' a fresh O_PATH fd of the root.
+   */
+  openPath(path: Buffer, what = 'path'): number {
+    checkPath(path, what);
+    const target = path.length === 0 ? Buffer.from('.') : path;
+    return openat2(this.rootFd, target, FsConst.O_PATH | FsConst.O_NOFOLLOW);
+  }
+
+  /**
+   * Open the regular file (or, with allowDir, directory) at `path` for I/O without ever opening a device,
+   * fifo or symlink: resolve it as O_PATH, check its type, then reopen that very inode via /proc.
+   */
+  openForIo(path: Buffer, flags: number, opts: { allowDir?: boolean; what?: string } = {}): number {
+    const pfd = this.openPath(path, opts.what);
+    try {
+      const st = fstatSync(pfd);
+      const ok = st.isFile() || (opts.allowDir === true && st.isDirectory());
+      if (!ok) {
+        throw new SysError('open', st.isDirectory() ? 21 /* EISDIR */ : 22 /* EINVAL */,
+          `${printablePath(path)} (not a regular file)`);
+      }
+      const target = path.length === 0 ? Buffer.from('.') : path;
+      return reopen(pfd, flags, () => openat2(this.rootFd, target, flags | FsConst.O_NOFOLLOW | FsConst.O_NONBLOCK), path);
+    } finally {
+      close(pfd);
+    }
+  }
+}
+
+export { EMPTY as EMPTY_PATH };

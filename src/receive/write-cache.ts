@@ -1,0 +1,32 @@
+// The one cached O_RDWR fd for data commands (WRITE, CLONE destination, TRUNCATE, FALLOCATE,
+// ENCODED_WRITE): consecutive commands on the same path reuse it. Unlike progs (which keys by the path
+// string forever), any namespace change (RENAME, UNLINK, RMDIR) drops it, so a later command never
+// writes to a stale or unlinked inode that the path no longer names.
+import { close, FsConst } from '../sys/fs.js';
+import type { PathResolver } from './path-resolver.js';
+
+export class WriteCache {
+  private path: Buffer | undefined;
+  private fd = -1;
+
+  constructor(private readonly resolver: PathResolver) {}
+
+  /** A read-write fd of the regular file at `path` (opened safely on a miss). */
+  get(path: Buffer): number {
+    if (this.fd >= 0 && this.path !== undefined && this.path.equals(path)) return this.fd;
+    this.drop();
+    this.fd = this.resolver.openForIo(path, FsConst.O_RDWR);
+    this.path = path;
+    return this.fd;
+  }
+
+  /** Close the cached fd (namespace change, end of subvolume, before ENABLE_VERITY). */
+  drop(): void {
+    if (this.fd >= 0) {
+      const fd = this.fd;
+      this.fd = -1;
+      this.path = undefined;
+      close(fd);
+    }
+  }
+}

@@ -1,0 +1,63 @@
+// `npm run fuzz -- --runs N [--receive-runs M] [--seed S] [--first-run I] [--level reader|receive|both]
+//                  [--receiver progs]`
+// Builds a corpus of real streams on a scratch btrfs, then runs the reader-level fuzz (N mutants) and
+// the receive-level fuzz (M mutants, default N/10). Prints every failure with its (seed, run) and the
+// replay command; exits 1 if any run failed.
+import { makeLoopFs } from './loopfs.js';
+import { fuzzReader, fuzzReceive, makeCorpus, type FuzzFailure } from './fuzz.js';
+
+function parse(argv: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const next = argv[i + 1];
+    out[a.slice(2)] = next === undefined || next.startsWith('--') ? 'true' : argv[++i]!;
+  }
+  return out;
+}
+
+async function main(): Promise<number> {
+  const args = parse(process.argv.slice(2));
+  const seed = Number(args.seed ?? 1);
+  const runs = Number(args.runs ?? 1000);
+  const receiveRuns = Number(args['receive-runs'] ?? Math.ceil(runs / 10));
+  const firstRun = Number(args['first-run'] ?? 0);
+  const level = args.level ?? 'both';
+  const receiver = args.receiver === 'progs' ? 'progs' : 'btrfs-ts';
+  const log = (l: string): void => console.log(l);
+  const failures: FuzzFailure[] = [];
+  const scratch = makeLoopFs(`fuzz${seed}`, { sizeMiB: 1024, mountOptions: ['noatime'] });
+  try {
+    const corpus = makeCorpus(scratch.mnt, seed);
+    console.log(`fuzz seed ${seed}: corpus of ${corpus.length} streams (${corpus.map((b) => b.length).join(', ')} bytes)`);
+    if (level !== 'receive') {
+      const r = await fuzzReader({ corpus, seed, runs, firstRun, log });
+      failures.push(...r.failures);
+      console.log(`reader: ${r.runs} mutants, ${r.ok} read to the end, ${r.streamErrors} StreamErrors, ${r.failures.length} failures, ` +
+        `largest single allocation ${(r.maxAlloc / 1048576).toFixed(2)} MiB, max RSS ${r.maxRssMiB} MiB, ${(r.ms / 1000).toFixed(1)} s`);
+    }
+    if (level !== 'reader') {
+      const r = fuzzReceive({ fs: scratch, corpus, seed, runs: receiveRuns, firstRun, receiver, log });
+      failures.push(...r.failures);
+      console.log(`receive (${receiver}): ${r.runs} mutants, ${r.succeeded} received, ${r.cleanErrors} clean errors, ` +
+        `${r.failures.length} failures, ${(r.ms / 1000).toFixed(1)} s`);
+      const kinds = [...r.errorKinds].sort((a, b) => b[1] - a[1]).slice(0, 15);
+      for (const [k, n] of kinds) console.log(`  ${String(n).padStart(5)} × ${k}`);
+    }
+  } finally {
+    scratch.cleanup();
+  }
+  for (const f of failures.slice(0, 20)) {
+    console.log(`FAILED seed ${f.seed} run ${f.run} (${f.kind}): ${f.message}`);
+    console.log(`  mutations: ${f.ops.join('; ')}`);
+    console.log(`  replay: npm run fuzz -- --seed ${f.seed} --first-run ${f.run} --runs 1 --receive-runs 1${f.input ? `   (input saved: ${f.input})` : ''}`);
+  }
+  console.log(`fuzz summary: ${failures.length} failure(s)`);
+  return failures.length ? 1 : 0;
+}
+
+main().then((code) => process.exit(code), (err) => {
+  console.error(`ERROR: ${(err as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,185 @@
+// BTRFS_IOC_SEND off the main thread, and the pipe plumbing around it (protocol.md §5.1, §5.5).
+//
+// The ioctl blocks until the kernel has written the whole stream into `send_fd`, so it cannot run on
+// the event loop (nobody would drain the pipe). koffi's `.async()` would run it on a worker thread, but
+// errno is thread-local and koffi.errno() in the callback reads the *main* thread's errno (measured:
+// EBADF came back as 25 or 0). A worker_thread that makes the call synchronously and reads errno right
+// after it reports the true errno, so that is what we use (~25 ms to start, once per subvolume).
+//
+// The argument block and the clone-source array live in SharedArrayBuffers built here: the worker sees
+// the same memory, so the pointer written into the block is valid there too.
+import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import { Ioctl, StructSize } from './constants.js';
+import { koffi, libc, SysError, check } from './libc.js';
+
+/** Offsets in `struct btrfs_ioctl_send_args` (x86-64). */
+export const SendArgsLayout = {
+  struct: 'btrfs_ioctl_send_args', size: StructSize.btrfs_ioctl_send_args,
+  send_fd: 0, clone_sources_count: 8, clone_sources: 16, parent_root: 24, flags: 32, version: 40, reserved: 44,
+} as const;
+
+export interface SendIoctlParams {
+  /** fd the kernel writes the stream to (a pipe's write end). */
+  sendFd: number;
+  /** Subvolume (tree) ids the kernel may clone from. */
+  cloneSources: readonly number[];
+  /** Root id of the parent for an incremental send; 0 = full send. */
+  parentRoot: number;
+  /** BTRFS_SEND_FLAG_* bits. */
+  flags: number;
+  /** Stream version (honoured only with BTRFS_SEND_FLAG_VERSION). */
+  version: number;
+}
+
+/** Shared memory holding the argument block; keep the object alive until the ioctl returns. */
+export interface EncodedSendArgs {
+  args: Buffer;
+  cloneSources: Buffer;
+}
+
+/** Lay out the ioctl's argument block (and the array it points to) in shared memory. */
+export function encodeSendArgs(p: SendIoctlParams): EncodedSendArgs {
+  const L = SendArgsLayout;
+  const cloneSources = Buffer.from(new SharedArrayBuffer(Math.max(8, p.cloneSources.length * 8)));
+  p.cloneSources.forEach((id, i) => cloneSources.writeBigUInt64LE(BigInt(id), i * 8));
+  const args = Buffer.from(new SharedArrayBuffer(L.size));
+  args.writeBigInt64LE(BigInt(p.sendFd), L.send_fd);
+  args.writeBigUInt64LE(BigInt(p.cloneSources.length), L.clone_sources_count);
+  args.writeBigUInt64LE(p.cloneSources.length ? BigInt(koffi.address(cloneSources)) : 0n, L.clone_sources);
+  args.writeBigUInt64LE(BigInt(p.parentRoot), L.parent_root);
+  args.writeBigUInt64LE(BigInt(p.flags), L.flags);
+  args.writeUInt32LE(p.version >>> 0, L.version);
+  return { args, cloneSources };
+}
+
+// The worker: blocking system calls made synchronously, errno read on the same thread. CommonJS source
+// evaluated in the worker (works from both the compiled dist/ and vitest's TypeScript sources).
+//   op 'ioctl': one ioctl whose argument block is in shared memory.
+//   op 'copy':  move a pipe's contents to an fd with splice(2) (no copy through user space, as progs'
+//               reader thread), falling back to read/write where splice is refused (EINVAL: e.g. an
+//               O_APPEND file); EAGAIN on a non-blocking output waits in poll(2).
+const WORKER_SOURCE = `
+const { parentPort, workerData: w } = require('node:worker_threads');
+const koffi = require(w.koffiPath);
+const libc = koffi.load('libc.so.6');
+const EINTR = 4, EAGAIN = 11, EINVAL = 22;
+if (w.op === 'ioctl') {
+  const ioctl = libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)');
+  const ret = ioctl(w.fd, w.request, Buffer.from(w.args));
+  parentPort.postMessage({ ret, errno: ret < 0 ? koffi.errno() : 0 });
+} else (() => {
+  const splice = libc.func('intptr_t splice(int in, void *offin, int out, void *offout, size_t len, unsigned int flags)');
+  const read = libc.func('intptr_t read(int fd, _Out_ uint8_t *buf, size_t n)');
+  const write = libc.func('intptr_t write(int fd, uint8_t *buf, size_t n)');
+  const poll = libc.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)');
+  const fcntl = libc.func('fcntl', 'int', ['int', 'int', 'int']);
+  const pfd = Buffer.alloc(8);
+  const waitFor = (fd, events) => { pfd.writeInt32LE(fd, 0); pfd.writeInt16LE(events, 4); poll(pfd, 1, 1000); };
+  // With a non-blocking output, pipe-to-pipe splice also says EAGAIN when the *input* is empty.
+  const waitOut = () => { waitFor(w.in, 1 /* POLLIN */); waitFor(w.out, 4 /* POLLOUT */); };
+  let total = 0, useSplice = true, buf = null;
+  const fail = (syscall, errno) => parentPort.postMessage({ ret: -1, errno, syscall, total });
+  if (w.outPipeSize) fcntl(w.out, 1031 /* F_SETPIPE_SZ */, w.outPipeSize);
+  for (;;) {
+    if (useSplice) {
+      const n = Number(splice(w.in, null, w.out, null, w.chunk, 4 /* SPLICE_F_MORE */));
+      if (n > 0) { total += n; continue; }
+      if (n === 0) break;
+      const e = koffi.errno();
+      if (e === EINTR) continue;
+      if (e === EAGAIN) { waitOut(); continue; }
+      if (e === EINVAL) { useSplice = false; buf = Buffer.allocUnsafe(w.chunk); continue; }
+      fail('splice', e); return;
+    }
+    const n = Number(read(w.in, buf, w.chunk));
+    if (n === 0) break;
+    if (n < 0) { const e = koffi.errno(); if (e === EINTR) continue; fail('read', e); return; }
+    for (let done = 0; done < n;) {
+      const m = Number(write(w.out, done ? buf.subarray(done, n) : buf.subarray(0, n), n - done));
+      if (m >= 0) { done += m; continue; }
+      const e = koffi.errno();
+      if (e === EINTR) continue;
+      if (e === EAGAIN) { waitOut(); continue; }
+      fail('write', e); return;
+    }
+    total += n;
+  }
+  parentPort.postMessage({ ret: 0, errno: 0, total });
+})();
+`;
+const koffiPath = createRequire(import.meta.url).resolve('koffi');
+
+interface WorkerResult { ret: number; errno: number; syscall?: string; total?: number }
+
+function runWorker(workerData: Record<string, unknown>, what: string): Promise<WorkerResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(WORKER_SOURCE, {
+      // stdout/stderr: true keeps the worker's (unused) stdio to itself. With false, Node pipes it into
+      // process.stdout, which makes fd 1 non-blocking (then pipe-to-pipe splice spins on EAGAIN).
+      eval: true, workerData: { koffiPath, ...workerData }, stdout: true, stderr: true,
+    });
+    let settled = false;
+    worker.once('message', (m: WorkerResult) => { settled = true; resolve(m); });
+    worker.once('error', (e) => { if (!settled) { settled = true; reject(e); } });
+    worker.once('exit', (code) => {
+      if (!settled) { settled = true; reject(new Error(`${what}: worker thread exited (${code}) without a result`)); }
+    });
+  });
+}
+
+/**
+ * Run an ioctl whose argument block is in shared memory on a worker thread. Resolves with the ioctl's
+ * return value; rejects with a SysError carrying the worker thread's errno. `keepAlive`: memory the
+ * block points to (the worker's reference keeps it alive during the call).
+ */
+export async function ioctlOffThread(
+  fd: number, request: number, args: Buffer, name: string, path?: string, keepAlive: Buffer[] = [],
+): Promise<number> {
+  if (!(args.buffer instanceof SharedArrayBuffer)) throw new TypeError('ioctlOffThread: args must be shared memory');
+  const m = await runWorker(
+    { op: 'ioctl', fd, request, args: args.buffer, keepAlive: keepAlive.map((b) => b.buffer) }, name,
+  );
+  if (m.ret < 0) throw new SysError(name, m.errno, path);
+  return m.ret;
+}
+
+/**
+ * Copy everything from pipe `inFd` to `outFd` until EOF on a worker thread (splice, or read/write where
+ * splice is refused). Resolves with the byte count; rejects with SysError('splice'|'read'|'write', errno).
+ * `outPipeSize`: try F_SETPIPE_SZ on the output first (progs does, for v2, in case it is a pipe).
+ */
+export async function copyPipeOffThread(inFd: number, outFd: number, chunk: number, outPipeSize = 0): Promise<number> {
+  const m = await runWorker({ op: 'copy', in: inFd, out: outFd, chunk, outPipeSize }, 'copy');
+  if (m.ret < 0) throw new SysError(m.syscall ?? 'splice', m.errno);
+  return m.total ?? 0;
+}
+
+/** BTRFS_IOC_SEND on `subvolFd` (the subvolume's root directory, O_RDONLY), off the main thread. */
+export async function sendIoctl(subvolFd: number, params: SendIoctlParams, path?: string): Promise<void> {
+  const { args, cloneSources } = encodeSendArgs(params);
+  await ioctlOffThread(subvolFd, Ioctl.BTRFS_IOC_SEND, args, 'BTRFS_IOC_SEND', path, [cloneSources]);
+}
+
+const O_CLOEXEC = 0o2000000;
+const F_SETPIPE_SZ = 1031;
+const F_GETPIPE_SZ = 1032;
+
+const pipe2Raw = libc.func('int pipe2(_Out_ int *fds, int flags)');
+const fcntlInt = libc.func('fcntl', 'int', ['int', 'int', 'int']);
+
+/** pipe2(O_CLOEXEC): [readEnd, writeEnd]. */
+export function makePipe(): [number, number] {
+  const fds = new Int32Array(2);
+  check(pipe2Raw(fds, O_CLOEXEC) as number, 'pipe2');
+  return [fds[0]!, fds[1]!];
+}
+
+/** F_SETPIPE_SZ; returns the new size, or -1 if the kernel refused (as progs, failure is not fatal). */
+export function trySetPipeSize(fd: number, size: number): number {
+  return fcntlInt(fd, F_SETPIPE_SZ, size) as number;
+}
+
+export function getPipeSize(fd: number): number {
+  return check(fcntlInt(fd, F_GETPIPE_SZ, 0) as number, 'fcntl(F_GETPIPE_SZ)');
+}
