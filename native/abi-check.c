@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <stddef.h>
 #include <linux/btrfs.h>
 #include <linux/btrfs_tree.h>
@@ -56,6 +57,10 @@ int main(void) {
   NUM(O_DIRECTORY); NUM(O_NOFOLLOW); NUM(O_NOATIME); NUM(O_CLOEXEC); NUM(O_PATH); NUM(O_NONBLOCK);
   SNUM(AT_FDCWD); NUM(AT_SYMLINK_NOFOLLOW); NUM(AT_REMOVEDIR); NUM(AT_EMPTY_PATH);
   NUM(SYS_openat2);
+
+  /* glibc struct stat (StatLayout in src/sys/fs.ts) */
+  SIZE(stat);
+  OFF(stat, st_mode);
 
   /* flags and tree/key ids */
   NUM(BTRFS_SUBVOL_RDONLY);

@@ -13,3 +13,9 @@ export { JsonDumpFormatter, recordToJson, jsonBytes, bytesFromJson } from './dum
 export type { JsonBytes } from './dump/json.js';
 export { OutBuffer } from './dump/out-buffer.js';
 export { formatLocalTime, loadZone } from './dump/localtime.js';
+// Errors, progress line and send-size estimate (friendliness helper; additive).
+export { ReceiveError } from './receive/errors.js';
+export { SendError } from './send/errors.js';
+export { createProgress, progressEnabled, summaryLine, formatBytes, formatDuration, formatRate } from './progress/index.js';
+export type { Progress, ProgressOptions, ProgressStream, ProgressSummary, ProgressChoice } from './progress/index.js';
+export { estimateSendSize } from './progress/estimate.js';

@@ -2,6 +2,7 @@
 // NUL in xattr values, negative/huge times, huge ids, trailing slashes, PATH_MAX) dumped by the
 // installed `btrfs receive --dump` (btrfs-progs 6.2) and by us, in several time zones. No root needed.
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
+import fc from 'fast-check';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -137,4 +138,52 @@ describe.skipIf(!haveProgs)('dump of crafted streams matches btrfs-progs 6.2', (
     const { out } = await dumpToBuffer({ input: once(stream), timeZone: 'UTC' });
     expect(firstDifference(out, progs.stdout)).toBeUndefined();
   });
+});
+
+describe.skipIf(!haveProgs)('dump of random command sequences matches btrfs-progs 6.2', () => {
+  const bytes = (max: number): fc.Arbitrary<Buffer> =>
+    fc.uint8Array({ minLength: 0, maxLength: max }).map((a) => Buffer.from(a.map((b) => (b === 0 ? 0x41 : b))));
+  const name = fc.oneof(bytes(40), fc.constantFrom(B(''), B('a/'), B('dir//x/'), B('/lead'), B('sp ace')));
+  const u64 = fc.oneof(fc.integer({ min: 0, max: 4096 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
+  const time = fc.record({ sec: fc.oneof(fc.integer({ min: -3e10, max: 3e10 }), fc.integer({ min: -(2 ** 52), max: 2 ** 52 })), nsec: fc.integer({ min: 0, max: 999999999 }) });
+  const command = (version: number): fc.Arbitrary<Command> => fc.oneof(
+    fc.record({ cmd: fc.constant('mkfile' as const), path: name, ino: u64 }),
+    fc.record({ cmd: fc.constant('mkdir' as const), path: name, ino: u64 }),
+    fc.record({ cmd: fc.constantFrom('mknod' as const, 'mkfifo' as const, 'mksock' as const), path: name, ino: u64, rdev: u64, mode: u64 }),
+    fc.record({ cmd: fc.constant('symlink' as const), path: name, ino: u64, target: bytes(60) }),
+    fc.record({ cmd: fc.constant('rename' as const), path: name, to: name }),
+    fc.record({ cmd: fc.constant('link' as const), path: name, target: name }),
+    fc.record({ cmd: fc.constantFrom('unlink' as const, 'rmdir' as const), path: name }),
+    fc.record({ cmd: fc.constant('set_xattr' as const), path: name, name: bytes(30), value: fc.uint8Array({ maxLength: 80 }).map((a) => Buffer.from(a)) }),
+    fc.record({ cmd: fc.constant('remove_xattr' as const), path: name, name: bytes(30) }),
+    fc.record({ cmd: fc.constant('write' as const), path: name, offset: u64, data: fc.integer({ min: 0, max: 3000 }).map((n) => Buffer.alloc(n)) }),
+    fc.record({ cmd: fc.constant('clone' as const), path: name, offset: u64, len: u64, cloneUuid: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.from(a)), cloneCtransid: u64, clonePath: name, cloneOffset: u64 }),
+    fc.record({ cmd: fc.constant('truncate' as const), path: name, size: u64 }),
+    fc.record({ cmd: fc.constant('chmod' as const), path: name, mode: u64 }),
+    fc.record({ cmd: fc.constant('chown' as const), path: name, uid: u64, gid: u64 }),
+    fc.record({ cmd: fc.constant('utimes' as const), path: name, atime: time, mtime: time, ctime: time }, { requiredKeys: ['cmd', 'path', 'atime', 'mtime', 'ctime'] })
+      .map((c) => (version >= 2 ? { ...c, otime: c.atime } : c)),
+    fc.record({ cmd: fc.constant('update_extent' as const), path: name, offset: u64, size: u64 }),
+    fc.record({ cmd: fc.constantFrom('subvol' as const), path: bytes(20), uuid: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.from(a)), ctransid: u64 }),
+    ...(version >= 2 ? [
+      fc.record({ cmd: fc.constant('fallocate' as const), path: name, mode: fc.integer({ min: 0, max: 0xffffffff }), offset: u64, size: u64 }),
+      fc.record({ cmd: fc.constant('fileattr' as const), path: name, flags: u64 }),
+      fc.record({ cmd: fc.constant('encoded_write' as const), path: name, offset: u64, unencodedFileLen: u64, unencodedLen: u64, unencodedOffset: u64,
+        compression: fc.integer({ min: 0, max: 7 }), encryption: fc.constant(0), data: fc.integer({ min: 0, max: 2000 }).map((n) => Buffer.alloc(n)) }),
+    ] : []),
+  ) as fc.Arbitrary<Command>;
+
+  for (const version of [1, 2]) {
+    it(`v${version}: 4 random streams of 300 commands, TZ=America/New_York`, async () => {
+      const streams = fc.sample(fc.array(command(version), { minLength: 300, maxLength: 300 }), { numRuns: 4, seed: 42 + version });
+      for (const [i, cmds] of streams.entries()) {
+        const first: Command = { cmd: 'subvol', path: B('start'), uuid: uuid(9), ctransid: 1 };
+        const stream = buildStream(version, [first, ...cmds]);
+        const progs = progsDump(stream, 'America/New_York', `random-v${version}-${i}.stream`);
+        expect(progs.status).toBe(0);
+        const { out } = await dumpToBuffer({ input: once(stream), timeZone: 'America/New_York' });
+        expect(firstDifference(out, progs.stdout), `stream ${i}`).toBeUndefined();
+      }
+    });
+  }
 });

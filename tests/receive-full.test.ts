@@ -4,6 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { requireBtrfs, makeBtrfs, type Btrfs } from './helpers/btrfs.js';
 import { populateVariedTree, makeSubvolume, snapshot } from './helpers/populate.js';
 import { snapshotTree, diffTrees, subvolInfo } from './helpers/compare-trees.js';
@@ -57,6 +58,12 @@ describe.skipIf(!ok)('full receive equals btrfs receive', () => {
     expect(o).toEqual(p);
     expect(o.readonly).toBe(true);
     expect(statSync(join(ours.mnt, dir, 'snap1')).ino).toBe(256);
+    if (compressed) {
+      // ENCODED_WRITE went through BTRFS_IOC_ENCODED_WRITE: the data is stored compressed although
+      // the receiving filesystem is mounted without compression.
+      const usage = execFileSync('compsize', ['-b', join(ours.mnt, dir, 'snap1', 'compressible.txt')], { encoding: 'utf8' });
+      expect(usage).toMatch(/^zstd\s/m);
+    }
   }, 120_000);
 
   it('--no-data stream with reflinks: progs fails on CLONE (EINVAL), we apply it', async () => {

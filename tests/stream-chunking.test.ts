@@ -2,11 +2,11 @@
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
 import { PassThrough, Readable } from 'node:stream';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import type { StreamRecord } from '../src/stream/reader.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { readStream, type StreamRecord } from '../src/stream/reader.js';
 import { buildStream, chunksOf, readAll, readError } from './helpers/stream-builder.js';
 import { arbCommand, comparable, sampleCommands } from './helpers/stream-samples.js';
 
@@ -70,6 +70,49 @@ describe('chunking', () => {
     // A real pipe, written slowly by another process (short reads of whatever is there).
     const child = spawn('sh', ['-c', `head -c 5000 "${file}"; sleep 0.2; tail -c +5001 "${file}"`], { stdio: ['ignore', 'pipe', 'inherit'] });
     expect(summary(await readAll(child.stdout))).toEqual(reference);
+  });
+
+  it('a pipe fd is read (through a dup) with the same records, kept buffers stay valid, and the fd stays open', async () => {
+    // 4 MiB of distinct 128 KiB writes: every command spans several 64 KiB pipe reads.
+    const writes = Array.from({ length: 32 }, (_, i) => ({
+      cmd: 'write' as const, path: Buffer.from(`f${i}`), offset: i * 131072, data: Buffer.alloc(131072, i + 1),
+    }));
+    const big = Buffer.concat([input, buildStream(2, writes)]);
+    const file = join(dir, 'pipe-src.bin');
+    writeFileSync(file, big);
+    const fifo = join(dir, 'fifo');
+    spawnSync('mkfifo', [fifo]);
+    const writer = spawn('sh', ['-c', `cat "${file}" > "${fifo}"`], { stdio: 'inherit' });
+    const fd = openSync(fifo, 'r'); // blocks until the writer opens the other end
+    try {
+      const recs = await readAll(fd);
+      expect(summary(recs.slice(0, (reference as unknown[]).length))).toEqual(reference);
+      expect(comparable(recs.slice((reference as unknown[]).length, -1).map((r) => r.command))).toEqual(comparable(writes));
+      expect(fstatSync(fd).isFIFO()).toBe(true);
+      // The fd is still blocking: libuv's O_NONBLOCK on the shared open file was undone.
+      const { libc } = await import('../src/sys/libc.js');
+      const fcntl = libc.func('fcntl', 'int', ['int', 'int', 'int']) as (fd: number, cmd: number, arg: number) => number;
+      expect(fcntl(fd, 3 /* F_GETFL */, 0) & 0o4000 /* O_NONBLOCK */).toBe(0);
+    } finally {
+      closeSync(fd);
+      await new Promise((r) => writer.once('exit', r));
+    }
+  });
+
+  it('reuseBuffers gives the same records when each one is used before the next is asked for', async () => {
+    const file = join(dir, 'reuse.bin');
+    const writes = Array.from({ length: 40 }, (_, i) => ({
+      cmd: 'write' as const, path: Buffer.from(`f${i}`), offset: 0, data: Buffer.alloc(100000 + i, i + 1),
+    }));
+    const big = Buffer.concat([input, buildStream(3, writes)]);
+    writeFileSync(file, big);
+    const expected = summary(await readAll(Readable.from([big])));
+    for (const src of [() => file, () => chunksOf(big, [65536]), () => chunksOf(big, [5, 300000])]) {
+      const seen: unknown[] = [];
+      // Summarize (copy out) each record before asking for the next one.
+      for await (const r of readStream(src(), { reuseBuffers: true })) seen.push(...(summary([r]) as unknown[]));
+      expect(seen).toEqual(expected);
+    }
   });
 
   it('arbitrary command streams read the same under arbitrary chunking (fast-check)', async () => {

@@ -183,7 +183,8 @@ describe('stream headers', () => {
     expect((await readError((async function* () { /* nothing */ })())).message).toMatch(/^empty stream/);
   });
 
-  it('bad magic', async () => {
+  it('bad magic, also in input shorter than a header', async () => {
+    expect((await readError(bytesOf(p('hello')))).message).toBe('not a btrfs send stream: bad magic at byte 0');
     const e = await readError(bytesOf(Buffer.concat([streamHeader(1, p('btrfs-strean\0')), body])));
     expect(e.message).toBe('not a btrfs send stream: bad magic at byte 0');
   });
@@ -201,7 +202,9 @@ describe('stream headers', () => {
   it('garbage after END: a partial header or bad magic', async () => {
     const one = buildStream(1, small);
     const e1 = await readError(bytesOf(Buffer.concat([one, p('junk')])));
-    expect(e1.message).toBe(`unexpected end of stream inside the header of stream #1 at byte ${one.length + 4}: expected 13 more bytes`);
+    expect(e1.message).toBe(`not a btrfs send stream: bad magic after the END of stream #0 at byte ${one.length}`);
+    const e3 = await readError(bytesOf(Buffer.concat([one, p('btrfs-str')])));
+    expect(e3.message).toBe(`unexpected end of stream inside the header of stream #1 at byte ${one.length + 9}: expected 8 more bytes`);
     const e2 = await readError(bytesOf(Buffer.concat([one, Buffer.alloc(40, 0x41)])));
     expect(e2.message).toBe(`not a btrfs send stream: bad magic after the END of stream #0 at byte ${one.length}`);
     // …which stopAtFirstEnd never reads.

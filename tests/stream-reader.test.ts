@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PassThrough, Readable } from 'node:stream';
-import { mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readStream } from '../src/stream/reader.js';
@@ -152,6 +152,25 @@ describe('concatenated streams', () => {
     // The bytes after the END are handed back to the Readable: a second reader sees the second stream.
     const second = await readAll(src, { stopAtFirstEnd: true });
     expect(second.map((r) => [r.command.cmd, r.version])).toEqual([['subvol', 2], ['rmdir', 2], ['end', 2]]);
+  });
+
+  it('stopAtFirstEnd leaves a regular-file fd just past the END', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'btrfs-ts-stream-'));
+    try {
+      const file = join(dir, 'two.bin');
+      writeFileSync(file, both);
+      const fd = openSync(file, 'r');
+      try {
+        expect((await readAll(fd, { stopAtFirstEnd: true })).map((r) => r.stream)).toEqual([0, 0, 0]);
+        const second = await readAll(fd, { stopAtFirstEnd: true });
+        expect(second.map((r) => [r.command.cmd, r.version, r.offset])).toEqual([['subvol', 2, 17], ['rmdir', 2, 68], ['end', 2, 83]]);
+        expect(readSync(fd, Buffer.alloc(10))).toBe(0);
+      } finally {
+        closeSync(fd);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('stopAtFirstEnd does not read past the END of an iterable', async () => {

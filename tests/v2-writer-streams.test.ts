@@ -99,4 +99,22 @@ describe.skipIf(!ok)('hand-made v2 streams: our receive vs btrfs-progs', () => {
     // The received subvolume was still made read-only after the flags were applied.
     expect(run('btrfs', ['property', 'get', join(fs.mnt, 'ours', 'vol'), 'ro']).toString()).toContain('ro=true');
   });
+
+  it('v3 ENABLE_VERITY: on a kernel without fs-verity the receive fails with a clear message', async () => {
+    const v3 = join(fs.mnt, '..', 'verity.stream');
+    writeFileSync(v3, buildStream(3, [
+      { cmd: 'subvol', path: p('vvol'), uuid: randomBytes(16), ctransid: 1 },
+      { cmd: 'mkfile', path: p('v'), ino: 257 },
+      { cmd: 'write', path: p('v'), offset: 0, data: p('verity me\n') },
+      { cmd: 'enable_verity', path: p('v'), algorithm: 1, blockSize: 4096, salt: Buffer.alloc(0), sig: Buffer.alloc(0) },
+    ]));
+    const dest = join(fs.mnt, 'verity');
+    run('mkdir', [dest]);
+    const attempt = receive({ dest, input: v3, verbosity: 1, stopAtEnd: false, chroot: false, maxErrors: 0, forceDecompress: false, log: () => {} });
+    const supported = await attempt.then(() => true, (error: Error) => {
+      expect(error.message).toMatch(/fs-verity is not supported by this kernel or filesystem/);
+      return false;
+    });
+    if (supported) expect(run('lsattr', ['-d', join(dest, 'vvol', 'v')]).toString()).toMatch(/V/);
+  });
 });

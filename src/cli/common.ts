@@ -58,3 +58,13 @@ export function verbosityOf(opts: { verbose?: number; quiet?: boolean }): number
 export function stderrLog(line: string): void {
   process.stderr.write(line.endsWith('\n') ? line : line + '\n');
 }
+
+/** "No such file or directory" from a Node fs error (its strerror-like part), else the message. */
+export function describeFsError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.code === 'string' && typeof e.message === 'string' && e.message.startsWith(`${e.code}: `)) {
+    const text = e.message.slice(e.code.length + 2).split(',')[0]!;
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+  return e instanceof Error ? e.message : String(err);
+}

@@ -1,9 +1,12 @@
 // `btrfs-ts receive`: apply a send stream under DEST, or print it with --dump (no filesystem needed).
 import { Command, Option } from 'commander';
-import { receive, type ReceiveOptions } from '../receive/receive.js';
+import type { ReceiveOptions } from '../receive/receive.js';
 import { dumpStream } from '../dump/dump.js';
 import type { ByteSource } from '../stream/source.js';
-import { UsageError, increase, parseCount, stderrLog, verbosityOf } from './common.js';
+import { openSync } from 'node:fs';
+import { StreamError } from '../stream/errors.js';
+import { countingInput, inputSize, receiveProgressSummary, startProgress } from '../progress/cli.js';
+import { UsageError, describeFsError, increase, parseCount, stderrLog, verbosityOf } from './common.js';
 
 interface ReceiveCliOptions {
   verbose: number;
@@ -19,6 +22,7 @@ interface ReceiveCliOptions {
   ignoreUnknown?: boolean;
   deleteOnFailure?: boolean;
   verifyCompressed?: boolean;
+  progress?: boolean;
 }
 
 const DESCRIPTION = `Receive subvolumes from a send stream.
@@ -54,6 +58,13 @@ Differences from btrfs-progs:
   Strings are checked more strictly (no NUL bytes, attribute sizes, the
   attributes each command needs), and one command may not exceed 16 MiB.
 
+Caveats:
+  Until a subvolume is set read-only at its end, anyone with write access to
+  DEST can change it, and the copy is then not exact: keep DEST private while
+  receiving. A crafted incremental stream may clone data from other
+  subvolumes of the destination filesystem: receive only streams from
+  sources you trust, and protect them in transit.
+
 Examples:
   btrfs send /mnt/snap | btrfs-ts receive /backup
   btrfs-ts receive -f snap.stream /backup
@@ -81,26 +92,48 @@ export function receiveCommand(): Command {
     .option('--delete-on-failure', 'delete a partially received subvolume when the receive fails (btrfs-progs leaves it)')
     .option('--verify-compressed', 'decode each compressed extent before handing it to the filesystem, which does not check it (slower; catches corrupt payloads)')
     .option('--ignore-unknown', 'skip commands with unknown numbers instead of failing (data they carry is lost)')
+    .option('--progress', 'show a progress line on stderr: bytes, rate, elapsed time, current path, and with -f FILE the percentage and ETA (default: only when stderr is a terminal, and never with --dump)')
+    .option('--no-progress', 'do not show the progress line (-q also hides it)')
     .addHelpText('after', AFTER)
     .action(async (dest: string | undefined, opts: ReceiveCliOptions) => {
       await runReceive(dest, opts);
     });
 }
 
+/** Standard input, or FILE opened here so a missing file is reported as progs does. */
 function inputOf(file: string | undefined): ByteSource {
-  return file === undefined || file === '-' ? 0 : file;
+  if (file === undefined || file === '-') return 0;
+  try {
+    return openSync(file, 'r');
+  } catch (err) {
+    throw new Error(`cannot open ${file}: ${describeFsError(err)}`);
+  }
 }
 
 async function runReceive(dest: string | undefined, opts: ReceiveCliOptions): Promise<void> {
   if (opts.json && !opts.dump) throw new UsageError('receive: --json works only with --dump');
   if (opts.dump) {
     if (dest !== undefined) throw new UsageError('receive: --dump takes no DEST argument');
-    await dumpStream({
-      input: inputOf(opts.file),
-      format: opts.json ? 'json' : 'progs',
-      stopAtFirstEnd: opts.e === true,
-      skipUnknownCommands: opts.ignoreUnknown === true,
-    });
+    // --dump shows progress only when asked: its output usually shares the terminal.
+    const dumpProgress = startProgress({ progress: opts.progress === true, quiet: opts.quiet, total: inputSize(opts.file), verb: 'read' });
+    let input = inputOf(opts.file);
+    if (dumpProgress.enabled && typeof input === 'number') input = countingInput(input, (n) => dumpProgress.onProgress(n));
+    try {
+      const summary = await dumpProgress.run(() => dumpStream({
+        input,
+        format: opts.json ? 'json' : 'progs',
+        stopAtFirstEnd: opts.e === true,
+        skipUnknownCommands: opts.ignoreUnknown === true,
+      }));
+      dumpProgress.finish({ commands: summary.commands });
+    } catch (err) {
+      // A failed read (not a bad stream, not a closed stdout) names the input.
+      const code = (err as NodeJS.ErrnoException)?.code;
+      if (typeof code === 'string' && code !== 'EPIPE' && !(err instanceof StreamError)) {
+        throw new Error(`cannot read ${opts.file ?? 'standard input'}: ${describeFsError(err)}`);
+      }
+      throw err;
+    }
     return;
   }
   if (dest === undefined) throw new UsageError('receive: missing DEST (the directory to receive into); only --dump works without one');
@@ -118,6 +151,12 @@ async function runReceive(dest: string | undefined, opts: ReceiveCliOptions): Pr
   if (opts.deleteOnFailure) options.deleteOnFailure = true;
   if (opts.verifyCompressed) options.verifyEncoded = true;
   if (opts.ignoreUnknown) (options as ReceiveOptions & { skipUnknownCommands?: boolean }).skipUnknownCommands = true;
-  await receive(options);
+  // Loaded only here: the receive engine pulls in FFI (koffi), which --dump does not need.
+  const { receive } = await import('../receive/receive.js');
+  const progress = startProgress({ progress: opts.progress, quiet: opts.quiet, total: inputSize(opts.file), log: stderrLog });
+  options.log = progress.log;
+  options.onProgress = progress.onProgress;
+  const summary = await progress.run(() => receive(options));
+  progress.finish(receiveProgressSummary(summary));
 }
 

@@ -38,7 +38,8 @@ export async function dumpStream(opts: DumpOptions): Promise<DumpSummary> {
   const out = new OutBuffer(opts.output ?? 1);
   const json = opts.format === 'json' ? new JsonDumpFormatter(out) : undefined;
   const text = json ? undefined : new ProgsDumpFormatter(out, opts.timeZone === undefined ? {} : { zone: loadZone(opts.timeZone) });
-  const readerOpts: ReaderOptions = {};
+  // Each record is formatted before the next is read, so the reader may recycle its buffers.
+  const readerOpts: ReaderOptions = { reuseBuffers: true };
   if (opts.stopAtFirstEnd) readerOpts.stopAtFirstEnd = true;
   if (opts.skipUnknownCommands) readerOpts.skipUnknownCommands = true;
   if (opts.maxCommandSize !== undefined) readerOpts.maxCommandSize = opts.maxCommandSize;

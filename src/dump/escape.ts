@@ -3,45 +3,55 @@
 // (C locale isprint: 0x20..0x7e), which includes every byte >= 0x80.
 import type { OutBuffer } from './out-buffer.js';
 
-/** Escape sequence per byte value, or undefined when the byte is printed as is. */
-const ESCAPES: (Buffer | undefined)[] = [];
-for (let b = 0; b < 256; b++) {
+/** Escaped form per byte value: ESC_LEN[b] bytes at ESC_BYTES[4b..]. Length 1 = the byte itself. */
+const ESC_LEN = new Uint8Array(256);
+const ESC_BYTES = new Uint8Array(1024);
+{
   const named: Record<number, string> = { 7: 'a', 8: 'b', 27: 'e', 12: 'f', 10: 'n', 13: 'r', 9: 't', 11: 'v', 32: ' ', 92: '\\' };
-  if (named[b] !== undefined) ESCAPES.push(Buffer.from('\\' + named[b], 'latin1'));
-  else if (b < 0x20 || b > 0x7e) ESCAPES.push(Buffer.from('\\' + b.toString(8).padStart(3, '0'), 'latin1'));
-  else ESCAPES.push(undefined);
+  for (let b = 0; b < 256; b++) {
+    let text: string;
+    if (named[b] !== undefined) text = '\\' + named[b];
+    else if (b < 0x20 || b > 0x7e) text = '\\' + b.toString(8).padStart(3, '0');
+    else text = String.fromCharCode(b);
+    ESC_LEN[b] = text.length;
+    for (let i = 0; i < text.length; i++) ESC_BYTES[4 * b + i] = text.charCodeAt(i);
+  }
 }
 
-/** Whether any byte of `src` needs escaping. */
-function needsEscape(src: Buffer): boolean {
-  for (let i = 0; i < src.length; i++) {
+/**
+ * Escape `src[start..end)` into `buf` at `at` (room for 4 bytes per input byte must exist); returns
+ * the new end. Printed width = bytes written, since every output byte is one character.
+ */
+export function escapeInto(buf: Buffer, at: number, src: Buffer, start = 0, end = src.length): number {
+  let p = at;
+  for (let i = start; i < end; i++) {
     const b = src[i]!;
-    if (b <= 0x20 || b > 0x7e || b === 0x5c) return true;
+    const n = ESC_LEN[b]!;
+    if (n === 1) {
+      buf[p++] = b;
+    } else {
+      const e = 4 * b;
+      buf[p++] = 0x5c;
+      buf[p++] = ESC_BYTES[e + 1]!;
+      if (n === 4) {
+        buf[p++] = ESC_BYTES[e + 2]!;
+        buf[p++] = ESC_BYTES[e + 3]!;
+      }
+    }
   }
-  return false;
+  return p;
 }
 
 /** Append `src` escaped; returns the number of characters printed (what progs pads against). */
 export function writeEscaped(out: OutBuffer, src: Buffer): number {
-  if (!needsEscape(src)) {
-    out.bytes(src);
-    return src.length;
-  }
   const { buf, at } = out.reserve(src.length * 4);
-  let p = at;
-  for (let i = 0; i < src.length; i++) {
-    const b = src[i]!;
-    const esc = ESCAPES[b];
-    if (esc === undefined) buf[p++] = b;
-    else p += esc.copy(buf, p);
-  }
-  out.commit(p);
-  return p - at;
+  const end = escapeInto(buf, at, src);
+  out.commit(end);
+  return end - at;
 }
 
 /** The escaped form as a string (tests, messages). */
 export function escapeToString(src: Buffer): string {
-  let s = '';
-  for (const b of src) s += ESCAPES[b]?.toString('latin1') ?? String.fromCharCode(b);
-  return s;
+  const buf = Buffer.allocUnsafe(src.length * 4);
+  return buf.toString('latin1', 0, escapeInto(buf, 0, src));
 }

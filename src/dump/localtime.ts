@@ -218,8 +218,10 @@ const MONTH_START = [
 function ruleChange(rule: PosixRule, year: number, offsetBefore: number): number {
   let t = 0;
   if (year > 1970) {
-    t = ((year - 1970) * 365 + (Math.floor((year - 1) / 4) - 492) - (Math.floor((year - 1) / 100) - 19)
-      + (Math.floor((year - 1) / 400) - 4)) * DAY;
+    // glibc counts these days in a C int: past year ~5.8 million the count wraps around, and so do we.
+    const days = (Math.imul(year - 1970, 365) + (Math.trunc((year - 1) / 4) - 492) - (Math.trunc((year - 1) / 100) - 19)
+      + (Math.trunc((year - 1) / 400) - 4)) | 0;
+    t = days * DAY;
   }
   if (rule.type === 'J') {
     t += (rule.day - 1) * DAY;

@@ -27,8 +27,17 @@ export class OutBuffer {
 
   /** Append a string whose characters are all < 256 (ASCII text we generate). */
   latin1(text: string): void {
-    this.room(text.length);
-    this.pos += this.buf.write(text, this.pos, 'latin1');
+    const n = text.length;
+    this.room(n);
+    if (n < 48) {
+      // Short strings: a plain loop beats the native call.
+      const buf = this.buf;
+      let p = this.pos;
+      for (let i = 0; i < n; i++) buf[p++] = text.charCodeAt(i);
+      this.pos = p;
+    } else {
+      this.pos += this.buf.write(text, this.pos, 'latin1');
+    }
   }
 
   /** Append a string as UTF-8 (JSON lines). */
@@ -41,10 +50,18 @@ export class OutBuffer {
   }
 
   /** Append raw bytes. */
-  bytes(data: Buffer): void {
-    this.room(data.length);
-    data.copy(this.buf, this.pos);
-    this.pos += data.length;
+  bytes(data: Buffer, start = 0, end = data.length): void {
+    const n = end - start;
+    this.room(n);
+    if (n < 32) {
+      const buf = this.buf;
+      let p = this.pos;
+      for (let i = start; i < end; i++) buf[p++] = data[i]!;
+      this.pos = p;
+    } else {
+      data.copy(this.buf, this.pos, start, end);
+      this.pos += n;
+    }
   }
 
   /** Append one byte. */
@@ -56,8 +73,10 @@ export class OutBuffer {
   /** `count` spaces. */
   spaces(count: number): void {
     this.room(count);
-    this.buf.fill(0x20, this.pos, this.pos + count);
-    this.pos += count;
+    const buf = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < count; i++) buf[p++] = 0x20;
+    this.pos = p;
   }
 
   /** Direct access for tight loops: reserve `n` bytes, write them at the returned offset, then commit. */

@@ -12,7 +12,7 @@
 // dropped, and a result that would not fit PATH_MAX (4096) is an error.
 import type { Command, Uuid } from '../stream/commands.js';
 import { formatLocalTime, loadZone, type Zone } from './localtime.js';
-import { writeEscaped } from './escape.js';
+import { escapeInto, writeEscaped } from './escape.js';
 import type { OutBuffer } from './out-buffer.js';
 
 const PATH_MAX = 4096;
@@ -54,12 +54,23 @@ export function formatUuid(uuid: Uuid): string {
 const TITLE_WIDTH = 16;
 const PATH_WIDTH = 32;
 const ROOT = Buffer.from('.');
-const TITLES: Record<string, string> = {};
+const TITLES = new Map<string, Buffer>();
+
+function titleBytes(name: string): Buffer {
+  let t = TITLES.get(name);
+  if (t === undefined) TITLES.set(name, (t = Buffer.from(name.padEnd(TITLE_WIDTH, ' '), 'latin1')));
+  return t;
+}
 
 export class ProgsDumpFormatter {
   /** progs' full_subvol_path: "." until the first subvol/snapshot. */
   private subvolPath: Buffer = ROOT;
+  /** subvolPath without one trailing slash, raw and escaped: the prefix of every other path. */
+  private prefixRaw: Buffer = ROOT;
+  private prefixEsc: Buffer = ROOT;
   private readonly zone: Zone;
+  /** Recent time texts: a stream repeats the same few timestamps a lot. */
+  private times = new Map<number, string>();
 
   constructor(private readonly out: OutBuffer, opts: { zone?: Zone } = {}) {
     this.zone = opts.zone ?? loadZone();
@@ -67,32 +78,77 @@ export class ProgsDumpFormatter {
 
   /** Start of a new concatenated stream: progs starts each receive from the top again. */
   newStream(): void {
-    this.subvolPath = ROOT;
+    this.setSubvol(ROOT);
   }
 
-  private title(name: string): void {
-    let t = TITLES[name];
-    if (t === undefined) TITLES[name] = t = name.padEnd(TITLE_WIDTH, ' ');
-    this.out.latin1(t);
+  private setSubvol(full: Buffer): void {
+    this.subvolPath = full;
+    this.prefixRaw = full.subarray(0, trimSlash(full));
+    const esc = Buffer.allocUnsafe(this.prefixRaw.length * 4);
+    this.prefixEsc = esc.subarray(0, escapeInto(esc, 0, this.prefixRaw));
   }
 
-  /** Title, escaped path and padding; returns nothing. `details` false ends the line after the path. */
-  private head(name: string, fullPath: Buffer, details: boolean): void {
-    this.title(name);
-    const printed = writeEscaped(this.out, fullPath);
+  private checkLength(p: Buffer, title: string): void {
+    if (this.subvolPath.length + p.length + 2 >= PATH_MAX) pathCat(this.subvolPath, p, title); // throws
+  }
+
+  /**
+   * Title, escaped `<subvol>/<p>` and the padding before the details (or the newline when there are
+   * none), written straight into the output: no joined path is built.
+   */
+  private head(name: string, p: Buffer, details: boolean): void {
+    this.checkLength(p, name);
+    const title = titleBytes(name);
+    const prefix = this.prefixEsc;
+    const { buf, at } = this.out.reserve(TITLE_WIDTH + prefix.length + 1 + 4 * p.length + PATH_WIDTH + 1);
+    let q = at;
+    for (let i = 0; i < TITLE_WIDTH; i++) buf[q++] = title[i]!;
+    const pathStart = q;
+    q += prefix.copy(buf, q);
+    buf[q++] = SLASH;
+    q = escapeInto(buf, q, p, 0, trimSlash(p));
     if (!details) {
-      this.out.byte(0x0a);
-      return;
+      buf[q++] = 0x0a;
+    } else {
+      const width = q - pathStart;
+      const pad = width < PATH_WIDTH ? PATH_WIDTH - width : 1;
+      for (let i = 0; i < pad; i++) buf[q++] = 0x20;
     }
-    this.out.spaces(printed < PATH_WIDTH ? PATH_WIDTH - printed : 1);
+    this.out.commit(q);
   }
 
-  private path(name: string, p: Buffer): Buffer {
-    return pathCat(this.subvolPath, p, name);
+  /** Head for subvol/snapshot, whose path becomes the new prefix. */
+  private subvolHead(name: string, path: Buffer): void {
+    this.setSubvol(pathCat(ROOT, path, name));
+    this.out.latin1(name.padEnd(TITLE_WIDTH, ' '));
+    const width = writeEscaped(this.out, this.subvolPath);
+    this.out.spaces(width < PATH_WIDTH ? PATH_WIDTH - width : 1);
+  }
+
+  /** `<subvol>/<p>` escaped, as a detail (rename's destination). */
+  private escapedFull(p: Buffer, title: string): void {
+    this.checkLength(p, title);
+    const { buf, at } = this.out.reserve(this.prefixEsc.length + 1 + 4 * p.length);
+    let q = at + this.prefixEsc.copy(buf, at);
+    buf[q++] = SLASH;
+    this.out.commit(escapeInto(buf, q, p, 0, trimSlash(p)));
+  }
+
+  /** `<subvol>/<p>` raw, as a detail (6.2 prints clone sources unescaped). */
+  private rawFull(p: Buffer, title: string): void {
+    this.checkLength(p, title);
+    this.out.bytes(this.prefixRaw);
+    this.out.byte(SLASH);
+    this.out.bytes(p, 0, trimSlash(p));
   }
 
   private time(sec: number): string {
-    return formatLocalTime(sec, this.zone);
+    let t = this.times.get(sec);
+    if (t === undefined) {
+      if (this.times.size >= 4096) this.times.clear();
+      this.times.set(sec, (t = formatLocalTime(sec, this.zone)));
+    }
+    return t;
   }
 
   /** Append the dump line(s) of one command. */
@@ -100,14 +156,12 @@ export class ProgsDumpFormatter {
     const out = this.out;
     switch (c.cmd) {
       case 'subvol': {
-        this.subvolPath = pathCat(ROOT, c.path, c.cmd);
-        this.head(c.cmd, this.subvolPath, true);
+        this.subvolHead(c.cmd, c.path);
         out.latin1(`uuid=${formatUuid(c.uuid)} transid=${c.ctransid}\n`);
         return;
       }
       case 'snapshot': {
-        this.subvolPath = pathCat(ROOT, c.path, c.cmd);
-        this.head(c.cmd, this.subvolPath, true);
+        this.subvolHead(c.cmd, c.path);
         out.latin1(`uuid=${formatUuid(c.uuid)} transid=${c.ctransid} parent_uuid=${formatUuid(c.cloneUuid)}` +
           ` parent_transid=${c.cloneCtransid}\n`);
         return;
@@ -118,96 +172,95 @@ export class ProgsDumpFormatter {
       case 'mksock':
       case 'unlink':
       case 'rmdir':
-        this.head(c.cmd, this.path(c.cmd, c.path), false);
+        this.head(c.cmd, c.path, false);
         return;
       case 'mknod':
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.head(c.cmd, c.path, true);
         out.latin1(`mode=${c.mode.toString(8)} dev=0x${c.rdev.toString(16)}\n`);
         return;
       case 'symlink':
       case 'link': {
-        const full = this.path(c.cmd, c.path);
-        this.head(c.cmd, full, true);
+        this.head(c.cmd, c.path, true);
         out.latin1('dest=');
         writeEscaped(out, c.target);
         out.byte(0x0a);
         return;
       }
       case 'rename': {
-        const to = this.path(c.cmd, c.to);
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.checkLength(c.to, c.cmd);
+        this.head(c.cmd, c.path, true);
         out.latin1('dest=');
-        writeEscaped(out, to);
+        this.escapedFull(c.to, c.cmd);
         out.byte(0x0a);
         return;
       }
       case 'write':
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.head(c.cmd, c.path, true);
         out.latin1(`offset=${c.offset} len=${c.data.length}\n`);
         return;
       case 'clone': {
-        const from = this.path(c.cmd, c.clonePath);
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.checkLength(c.clonePath, c.cmd);
+        this.head(c.cmd, c.path, true);
         out.latin1(`offset=${c.offset} len=${c.len} from=`);
-        out.bytes(from);
+        this.rawFull(c.clonePath, c.cmd);
         out.latin1(` clone_offset=${c.cloneOffset}\n`);
         return;
       }
       case 'set_xattr': {
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.head(c.cmd, c.path, true);
         out.latin1('name=');
         out.bytes(c.name);
         out.latin1(' data=');
         const nul = c.value.indexOf(0);
-        out.bytes(nul < 0 ? c.value : c.value.subarray(0, nul));
+        out.bytes(c.value, 0, nul < 0 ? c.value.length : nul);
         out.latin1(` len=${c.value.length}\n`);
         return;
       }
       case 'remove_xattr':
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.head(c.cmd, c.path, true);
         out.latin1('name=');
         out.bytes(c.name);
         out.byte(0x0a);
         return;
       case 'truncate':
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.head(c.cmd, c.path, true);
         out.latin1(`size=${c.size}\n`);
         return;
       case 'chmod':
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.head(c.cmd, c.path, true);
         out.latin1(`mode=${c.mode.toString(8)}\n`);
         return;
       case 'chown':
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.head(c.cmd, c.path, true);
         out.latin1(`gid=${c.gid} uid=${c.uid}\n`);
         return;
       case 'utimes': {
         const line = `atime=${this.time(c.atime.sec)} mtime=${this.time(c.mtime.sec)} ctime=${this.time(c.ctime.sec)}\n`;
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.head(c.cmd, c.path, true);
         out.latin1(line);
         return;
       }
       case 'update_extent':
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.head(c.cmd, c.path, true);
         out.latin1(`offset=${c.offset} len=${c.size}\n`);
         return;
       case 'fallocate':
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
-        out.latin1(`mode=${c.mode} offset=${c.offset} len=${c.size}\n`);
+        this.head(c.cmd, c.path, true);
+        out.latin1(`mode=${c.mode | 0} offset=${c.offset} len=${c.size}\n`); // progs: %d of a u32
         return;
       case 'fileattr':
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.head(c.cmd, c.path, true);
         out.latin1(`fileattr=0x${c.flags}\n`);
         return;
       case 'encoded_write':
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.head(c.cmd, c.path, true);
         out.latin1(`offset=${c.offset} len=${c.data.length}, unencoded_file_len=${c.unencodedFileLen}, ` +
           `unencoded_len=${c.unencodedLen}, unencoded_offset=${c.unencodedOffset}, ` +
           `compression=${c.compression ?? 0}, encryption=${c.encryption ?? 0}\n`);
         return;
       case 'enable_verity':
         // v3 only; 6.2 cannot read v3 streams, so this follows current btrfs-progs.
-        this.head(c.cmd, this.path(c.cmd, c.path), true);
+        this.head(c.cmd, c.path, true);
         out.latin1(`algorithm=${c.algorithm} block_size=${c.blockSize} salt_len=${c.salt.length} sig_len=${c.sig.length}\n`);
         return;
       case 'end':

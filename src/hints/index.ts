@@ -10,10 +10,10 @@ export function withHint(message: string, hint: string | undefined): string {
 }
 
 /** The parent of an incremental stream was not found (receive, SNAPSHOT command). */
-export function missingParentHint(parentUuid: string, parentCtransid: number, mountPath: string): string {
-  return `looked for a subvolume whose received UUID, or else whose own UUID, is ${parentUuid} ` +
-    `(with ctransid ${parentCtransid}) on the whole filesystem mounted at ${mountPath}; receive that parent ` +
-    'snapshot here first, or make the stream with a -p parent this filesystem already has';
+export function missingParentHint(parentCtransid: number, mountPath: string): string {
+  return `looked for it (ctransid ${parentCtransid}) among the received UUIDs and the subvolume UUIDs of the whole ` +
+    `filesystem mounted at ${mountPath}; receive that parent snapshot here first, or make the stream with a -p ` +
+    'parent this filesystem already has';
 }
 
 /** The input had no bytes at all. */
@@ -70,11 +70,39 @@ export function isRoot(): boolean {
 export function notBtrfsHint(what: 'receive' | 'send'): string {
   return what === 'send'
     ? 'send works only on subvolumes of a mounted btrfs: give the path of a read-only snapshot there'
-    : 'receive into a directory of a mounted btrfs filesystem (check with: findmnt -T DIR)';
+    : 'receive into a directory of a mounted btrfs filesystem';
 }
 
 /** Send of a subvolume (or -p/-c parent) that is not read-only. */
 export function readWriteHint(path: string): string {
   return `send needs a read-only snapshot: make one with "btrfs subvolume snapshot -r ${path} ${path}.ro" ` +
     'and send that';
+}
+
+const ENOENT = 2;
+const EPERM = 1;
+const EACCES = 13;
+
+/** errno of a SysError (src/sys/libc.ts) or a Node fs error, when there is one. */
+export function errnoOf(error: unknown): number | undefined {
+  const e = error as { errno?: unknown } | undefined;
+  if (e === null || typeof e !== 'object' || typeof e.errno !== 'number') return undefined;
+  return Math.abs(e.errno);
+}
+
+/** A permission error while not root: say to run as root. */
+export function permissionHint(error: unknown, what: 'receive' | 'send'): string | undefined {
+  const errno = errnoOf(error);
+  return (errno === EPERM || errno === EACCES) && !isRoot() ? notRootHint(what) : undefined;
+}
+
+/** The hint for a receive command that failed with `error` (orphan-name ENOENT, or permissions). */
+export function receiveCommandHint(command: object, error: unknown): string | undefined {
+  if (errnoOf(error) === ENOENT) {
+    const cmd = command as { path?: unknown; to?: unknown; target?: unknown };
+    const paths = [cmd.path, cmd.to, cmd.target].filter((p): p is Buffer => Buffer.isBuffer(p));
+    const orphan = orphanComponent(...paths);
+    if (orphan !== undefined) return orphanEnoentHint(orphan);
+  }
+  return permissionHint(error, 'receive');
 }

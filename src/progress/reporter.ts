@@ -37,7 +37,8 @@ export interface ProgressOptions {
 /** Counters for the final line. `encoded`/`decompressed` count ENCODED_WRITE extents, when known. */
 export interface ProgressSummary {
   bytes: number;
-  commands: number;
+  /** Commands in the stream, when counted (receive counts them; send does not parse its stream). */
+  commands?: number;
   /** Extents written compressed as they came (BTRFS_IOC_ENCODED_WRITE). */
   encoded?: number;
   /** Compressed extents the receiver had to decompress and write as plain data. */
@@ -200,9 +201,10 @@ export function createProgress(options: ProgressOptions): Progress {
 
 /** "received 256.0 MiB, 2131 commands in 0:05 (51.2 MiB/s); extents: 100 kept compressed, 3 decompressed" */
 export function summaryLine(verb: string, summary: ProgressSummary, seconds: number): string {
-  const commands = `${summary.commands} command${summary.commands === 1 ? '' : 's'}`;
+  const n = summary.commands;
+  const commands = n === undefined ? '' : `, ${n} command${n === 1 ? '' : 's'}`;
   const rate = seconds > 0 ? formatRate(summary.bytes / seconds) : formatRate(summary.bytes);
-  let text = `${verb} ${formatBytes(summary.bytes)}, ${commands} in ${formatDuration(seconds)} (${rate})`;
+  let text = `${verb} ${formatBytes(summary.bytes)}${commands} in ${formatDuration(seconds)} (${rate})`;
   if (summary.encoded !== undefined || summary.decompressed !== undefined) {
     text += `; compressed extents: ${summary.encoded ?? 0} kept compressed, ${summary.decompressed ?? 0} decompressed`;
   }

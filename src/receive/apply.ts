@@ -1,13 +1,13 @@
 // One handler per stream command (protocol.md §3), applied to the subvolume being received.
 // Every path goes through PathResolver (beneath the subvolume root, never through a symlink).
-import { fstatSync, readSync, type Stats } from 'node:fs';
+import { fstatSync, readSync } from 'node:fs';
 import type {
   ChownCommand, CloneCommand, Command, EnableVerityCommand, FileattrCommand, MknodCommand,
 } from '../stream/commands.js';
 import { cloneRange } from '../sys/btrfs-ioctl.js';
 import {
   close, fallocate, fchmod, fchmodat, fchown, fchownat, fremovexattr, fsetxattr, FsConst, ftruncate, futimens,
-  linkat, lremovexattrAt, lsetxattrAt, mkdirat, mknodat, openat, pwriteAll, renameat, symlinkat, unlinkat,
+  linkat, lremovexattrAt, lsetxattrAt, lstatModeAt, mkdirat, mknodat, openat, pwriteAll, renameat, symlinkat, unlinkat,
   utimensat,
 } from '../sys/fs.js';
 import { printablePath, SysError } from '../sys/libc.js';
@@ -25,6 +25,8 @@ const S_IFIFO = 0o010000;
 const S_IFSOCK = 0o140000;
 const S_IFLNK = 0o120000;
 const SETID = 0o6000;
+/** FILEATTRs are applied at finalization through an fd kept per inode; this bounds the fds held. */
+const MAX_PENDING_FILEATTRS = 16384;
 
 export interface ApplyOptions {
   forceDecompress: boolean;
@@ -45,6 +47,9 @@ export class SubvolReceiver {
   /** Errors in commands of this subvolume (with -E 0 the receive goes on but never finalizes it). */
   errors = 0;
   dataBytes = 0;
+  /** ENCODED_WRITE extents written as they came / decompressed first (for the progress summary). */
+  encodedExtents = 0;
+  decompressedExtents = 0;
 
   constructor(
     readonly name: Buffer,
@@ -81,9 +86,15 @@ export class SubvolReceiver {
       case 'symlink': return this.atParent(cmd.path, (p) => symlinkat(cmd.target, p.dirfd, p.name));
       case 'rename': {
         this.writes.drop();
-        return this.atParent(cmd.path, (from) => this.atParent(cmd.to, (to) => {
-          renameat(from.dirfd, from.name, to.dirfd, to.name);
-        }, 'rename destination'), 'rename source');
+        this.resolver.invalidate();
+        for (const r of this.cloneRoots.values()) r.resolver.invalidate();
+        try {
+          return this.atParent(cmd.path, (from) => this.atParent(cmd.to, (to) => {
+            renameat(from.dirfd, from.name, to.dirfd, to.name);
+          }, 'rename destination'), 'rename source');
+        } finally {
+          this.resolver.invalidate(); // the lookups above may have cached a directory this moved
+        }
       }
       case 'link': return this.atParent(cmd.target, (existing) => this.atParent(cmd.path, (created) => {
         linkat(existing.dirfd, existing.name, created.dirfd, created.name, 0);
@@ -94,6 +105,8 @@ export class SubvolReceiver {
       }
       case 'rmdir': {
         this.writes.drop();
+        this.resolver.invalidate();
+        for (const r of this.cloneRoots.values()) r.resolver.invalidate();
         return this.atParent(cmd.path, (p) => unlinkat(p.dirfd, p.name, FsConst.AT_REMOVEDIR));
       }
       case 'set_xattr': return this.onInode(cmd.path,
@@ -123,7 +136,7 @@ export class SubvolReceiver {
       case 'fileattr': return this.fileattr(cmd);
       case 'encoded_write': {
         const fd = this.writes.get(cmd.path);
-        applyEncodedWrite(fd, cmd, {
+        const how = applyEncodedWrite(fd, cmd, {
           forceDecompress: this.opts.forceDecompress,
           verify: this.opts.verifyEncoded,
           onFallback: (reason) => {
@@ -133,6 +146,8 @@ export class SubvolReceiver {
             this.fallbackReported = true;
           },
         });
+        if (how === 'encoded') this.encodedExtents++;
+        else this.decompressedExtents++;
         this.dataBytes += cmd.unencodedFileLen;
         return;
       }
@@ -178,10 +193,10 @@ export class SubvolReceiver {
       return;
     }
     this.atParent(cmd.path, (p) => {
-      const before = lstatAt(p).mode;
+      const before = lstatModeAt(p.dirfd, p.name);
       fchownat(p.dirfd, p.name, cmd.uid, cmd.gid);
       if ((before & SETID) && (before & S_IFMT) !== S_IFLNK) {
-        const after = lstatAt(p).mode;
+        const after = lstatModeAt(p.dirfd, p.name);
         if ((after & 0o7777) !== (before & 0o7777)) chmodNoFollow(p, before & 0o7777, cmd.path);
       }
     });
@@ -234,6 +249,10 @@ export class SubvolReceiver {
     const key = `${st.dev}:${st.ino}`;
     const old = this.fileattrs.get(key);
     if (old) { old.flags = cmd.flags; return; }
+    if (this.fileattrs.size >= MAX_PENDING_FILEATTRS) {
+      // One fd per pending inode: a stream with more (no real one comes close) would exhaust fds.
+      throw new RefusedError(`more than ${MAX_PENDING_FILEATTRS} inodes with pending FILEATTR in one subvolume`);
+    }
     const fd = this.resolver.openForIo(cmd.path, FsConst.O_RDONLY, { allowDir: true });
     this.fileattrs.set(key, { fd, flags: cmd.flags, path: cmd.path });
   }
@@ -262,28 +281,20 @@ export class SubvolReceiver {
     this.writes.drop();
     for (const entry of this.fileattrs.values()) close(entry.fd);
     this.fileattrs.clear();
-    for (const entry of this.cloneRoots.values()) close(entry.fd);
+    for (const entry of this.cloneRoots.values()) { entry.resolver.dispose(); close(entry.fd); }
     this.cloneRoots.clear();
+    this.resolver.dispose();
     close(this.rootFd);
   }
 }
 
-/** lstat of the last component (an O_PATH|O_NOFOLLOW fd: no /proc needed, symlinks not followed). */
-function lstatAt(p: Parent): Stats {
-  const fd = openat(p.dirfd, p.name, FsConst.O_PATH | FsConst.O_NOFOLLOW);
-  try { return fstatSync(fd); } finally { close(fd); }
-}
-
 /** chmod that refuses a symlink instead of following it (the kernel never sends CHMOD for one). */
 function chmodNoFollow(p: Parent, mode: number, path: Buffer): void {
-  const fd = openat(p.dirfd, p.name, FsConst.O_PATH | FsConst.O_NOFOLLOW);
-  try {
-    if (fstatSync(fd).isSymbolicLink()) throw new SysError('fchmodat', 95 /* EOPNOTSUPP */, `${printablePath(path)} (a symlink)`);
-    // Not a symlink, and nothing but this process changes the tree: chmod by name cannot be redirected.
-    fchmodat(p.dirfd, p.name, mode, 0);
-  } finally {
-    close(fd);
+  if ((lstatModeAt(p.dirfd, p.name) & S_IFMT) === S_IFLNK) {
+    throw new SysError('fchmodat', 95 /* EOPNOTSUPP */, `${printablePath(path)} (a symlink)`);
   }
+  // Not a symlink, and nothing but this process changes the tree: chmod by name cannot be redirected.
+  fchmodat(p.dirfd, p.name, mode, 0);
 }
 
 /** Copy up to `len` bytes (stopping at the source's EOF), then extend dst to dstOff+len if shorter. */

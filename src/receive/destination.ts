@@ -5,6 +5,7 @@ import { close, FsConst, openat, chroot, procFdDir } from '../sys/fs.js';
 import { rootIdOf } from '../sys/btrfs-ioctl.js';
 import { subvolPathFromTopRaw } from '../sys/subvolume.js';
 import { RefusedError } from './errors.js';
+import { notBtrfsHint, withHint } from '../hints/index.js';
 
 export interface Destination {
   /** Absolute real path of the destination directory (as seen before any chroot). */
@@ -48,7 +49,7 @@ export function openDestination(dest: string, opts: { rootMount?: string; chroot
   } else {
     const found = findMountPoint(destPath);
     if (!found || found.type !== 'btrfs') {
-      throw new RefusedError(`${destPath} doesn't belong to btrfs mount point`);
+      throw new RefusedError(withHint(`${destPath} doesn't belong to btrfs mount point`, notBtrfsHint('receive')));
     }
     mountPath = found.mnt;
   }

@@ -38,27 +38,25 @@ function commandError(cmd: EncodedWriteCommand, message: string, cause?: unknown
   return error;
 }
 
-/** Decode the payload fully; corrupt bytes or unusable fields become one clear error. */
+/** Decode the whole extent; corrupt bytes or unusable fields become one clear error naming the command. */
 function decodeOrThrow(cmd: EncodedWriteCommand): Buffer {
-  try {
-    checkSlice(sliceOf(cmd));
-    return decodeExtent(sliceOf(cmd));
-  } catch (error) {
-    if (error instanceof CorruptDataError || error instanceof EncodedExtentError) {
-      throw commandError(cmd, `corrupt ${compressionName(cmd.compression ?? 0)} payload: ${error.message}`, error);
-    }
-    throw error;
-  }
-}
-
-function sliceOf(cmd: EncodedWriteCommand) {
-  return {
+  const extent = {
     compression: cmd.compression ?? 0,
     data: cmd.data,
     unencodedLen: cmd.unencodedLen,
     unencodedOffset: cmd.unencodedOffset,
     unencodedFileLen: cmd.unencodedFileLen,
   };
+  try {
+    checkSlice(extent);
+    return decodeExtent(extent);
+  } catch (error) {
+    if (error instanceof CorruptDataError) {
+      throw commandError(cmd, `corrupt ${compressionName(extent.compression)} payload: ${error.message}`, error);
+    }
+    if (error instanceof EncodedExtentError) throw commandError(cmd, error.message, error);
+    throw error;
+  }
 }
 
 /** pwrite loop: all of `bytes` at `position`. */

@@ -6,7 +6,7 @@
 // `..` nor a symlink (made by the stream or not) can lead outside. The last component is then used with
 // *at calls that never follow it (AT_SYMLINK_NOFOLLOW, O_NOFOLLOW, l*xattr, O_EXCL creation).
 import { fstatSync } from 'node:fs';
-import { FsConst, openat2, close, reopen } from '../sys/fs.js';
+import { FsConst, openat, openat2, close, reopen } from '../sys/fs.js';
 import { SysError, printablePath } from '../sys/libc.js';
 import { UnsafePathError } from './errors.js';
 
@@ -48,7 +48,17 @@ export interface Parent {
   owned: boolean;
 }
 
+/** How many parent directory fds PathResolver keeps open. */
+const DIR_CACHE_SIZE = 64;
+
 export class PathResolver {
+  /**
+   * Parent directories already resolved (safely), by path. A directory's path can only start naming a
+   * different inode through RENAME or RMDIR, so the owner calls invalidate() before each of those.
+   * (SYMLINK, MKDIR, MKFILE and LINK cannot replace an existing directory entry.)
+   */
+  private readonly dirs = new Map<string, number>();
+
   /** @param rootFd an open directory fd of the subvolume root (O_RDONLY), owned by the caller. */
   constructor(readonly rootFd: number) {}
 
@@ -58,12 +68,29 @@ export class PathResolver {
     const slash = path.lastIndexOf(SLASH);
     if (slash < 0) return { dirfd: this.rootFd, name: path, owned: false };
     const dir = path.subarray(0, slash);
-    const dirfd = openat2(this.rootFd, dir, FsConst.O_PATH | FsConst.O_DIRECTORY);
-    return { dirfd, name: path.subarray(slash + 1), owned: true };
+    const key = dir.toString('latin1');
+    let dirfd = this.dirs.get(key);
+    if (dirfd === undefined) {
+      dirfd = openat2(this.rootFd, dir, FsConst.O_PATH | FsConst.O_DIRECTORY);
+      if (this.dirs.size >= DIR_CACHE_SIZE) this.invalidate();
+      this.dirs.set(key, dirfd);
+    }
+    return { dirfd, name: path.subarray(slash + 1), owned: false };
   }
 
   release(p: Parent): void {
     if (p.owned) close(p.dirfd);
+  }
+
+  /** Forget every cached directory (before a RENAME or RMDIR). */
+  invalidate(): void {
+    for (const fd of this.dirs.values()) close(fd);
+    this.dirs.clear();
+  }
+
+  /** Close everything. */
+  dispose(): void {
+    this.invalidate();
   }
 
   /**
@@ -71,9 +98,13 @@ export class PathResolver {
    * For '' a fresh O_PATH fd of the root.
    */
   openPath(path: Buffer, what = 'path'): number {
-    checkPath(path, what);
-    const target = path.length === 0 ? Buffer.from('.') : path;
-    return openat2(this.rootFd, target, FsConst.O_PATH | FsConst.O_NOFOLLOW);
+    if (path.length === 0) return openat2(this.rootFd, Buffer.from('.'), FsConst.O_PATH);
+    const p = this.parent(path, what);
+    try {
+      return openat(p.dirfd, p.name, FsConst.O_PATH | FsConst.O_NOFOLLOW);
+    } finally {
+      this.release(p);
+    }
   }
 
   /**

@@ -15,6 +15,7 @@ import { SubvolReceiver } from './apply.js';
 import { openDestination, type Destination } from './destination.js';
 import { commandFailure, ReceiveError } from './errors.js';
 import { createSnapshot, createSubvol, deleteSubvol, finalizeSubvol, uuidText } from './subvol.js';
+import { receiveCommandHint, streamErrorHint, withHint } from '../hints/index.js';
 
 export interface ReceiveOptions {
   /** Destination directory (on a mounted btrfs). */
@@ -43,6 +44,8 @@ export interface ReceiveOptions {
   maxCommandSize?: number;
   /** Where messages go (one line each, no newline); defaults to stderr. */
   log?: (line: string) => void;
+  /** Called before each command with the stream bytes consumed so far and the command's path (--progress). */
+  onProgress?: (streamBytes: number, path?: Buffer) => void;
 }
 
 export interface ReceiveSummary {
@@ -52,6 +55,11 @@ export interface ReceiveSummary {
   commands: number;
   /** File data bytes written (WRITE data, decoded length of ENCODED_WRITE). */
   bytes: number;
+  /** Stream bytes read, up to the end of the last END command. */
+  streamBytes?: number;
+  /** ENCODED_WRITE extents written compressed as they came / decompressed first. */
+  encodedExtents?: number;
+  decompressedExtents?: number;
 }
 
 /** The first path-like field of a command, for error messages. */
@@ -94,7 +102,12 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
     if (inputFd !== undefined) closeSync(inputFd);
     throw new ReceiveError(`receive failed: ${(e as Error).message}`, { cause: e });
   }
-  const summary: ReceiveSummary = { subvolumes: [], commands: 0, bytes: 0 };
+  const summary: ReceiveSummary = { subvolumes: [], commands: 0, bytes: 0, streamBytes: 0, encodedExtents: 0, decompressedExtents: 0 };
+  const count = (sv: SubvolReceiver): void => {
+    summary.bytes += sv.dataBytes;
+    summary.encodedExtents! += sv.encodedExtents;
+    summary.decompressedExtents! += sv.decompressedExtents;
+  };
   /** Subvolumes created but not finalized (errors, or the receive stopped). */
   const partial: { name: Buffer; absPath: string }[] = [];
   let current: SubvolReceiver | undefined;
@@ -120,7 +133,7 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
         if (i >= 0) partial.splice(i, 1);
       }
     } finally {
-      summary.bytes += sv.dataBytes;
+      count(sv);
       sv.dispose();
     }
   };
@@ -149,7 +162,7 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
   /** Leave (or delete) what was not finalized, and say so. */
   const cleanupPartial = (): string[] => {
     if (current) {
-      summary.bytes += current.dataBytes;
+      count(current);
       current.dispose();
       current = undefined;
     }
@@ -181,6 +194,8 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
     for await (const rec of records) {
       summary.commands++;
       const cmd = rec.command;
+      options.onProgress?.(rec.offset, commandPath(cmd));
+      if (cmd.cmd === 'end') summary.streamBytes = rec.offset + 10; // END is a bare 10-byte header
       if (verbosity >= 3 && current) log(describe(cmd, (p) => current!.shown(p)));
       try {
         if (cmd.cmd === 'subvol' || cmd.cmd === 'snapshot') startSubvol(cmd);
@@ -191,7 +206,7 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
         const path = commandPath(cmd);
         const shown = path === undefined ? undefined
           : current && cmd.cmd !== 'subvol' && cmd.cmd !== 'snapshot' ? current.shown(path) : printablePath(path);
-        const line = commandFailure(rec.index, cmd.cmd, shown, rec.offset, e);
+        const line = withHint(commandFailure(rec.index, cmd.cmd, shown, rec.offset, e), receiveCommandHint(cmd, e));
         errors++;
         if (current) current.errors++;
         lastError = line;
@@ -211,7 +226,7 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
     let err: ReceiveError;
     if (e instanceof ReceiveError) err = e;
     else if (e instanceof StreamError) {
-      err = new ReceiveError(`receive failed: ${e.message}`, {
+      err = new ReceiveError(`receive failed: ${withHint(e.message, streamErrorHint(e.message))}`, {
         ...(e.index !== undefined ? { index: e.index } : {}),
         ...(e.commandName !== undefined ? { commandName: e.commandName } : {}),
         offset: e.offset, cause: e,

@@ -5,12 +5,13 @@ import { BTRFS_SUBVOL_RDONLY } from '../sys/constants.js';
 import {
   rootIdOf, setReceivedSubvol, snapCreateV2, subvolCreate, subvolDelete, subvolGetFlags, subvolSetFlags,
 } from '../sys/btrfs-ioctl.js';
-import { findSubvolByUuid, readRootItem, subvolPathFromTopRaw } from '../sys/subvolume.js';
+import { findSubvolsByUuid, readRootItem, subvolPathFromTopRaw } from '../sys/subvolume.js';
 import { close, FsConst, openat2, RESOLVE_SAFE } from '../sys/fs.js';
 import { printablePath } from '../sys/libc.js';
 import type { Destination } from './destination.js';
 import { RefusedError } from './errors.js';
 import { checkName } from './path-resolver.js';
+import { missingParentHint, withHint } from '../hints/index.js';
 
 /** `uuid_unparse` text of 16 raw bytes. */
 export function uuidText(uuid: Buffer): string {
@@ -29,19 +30,36 @@ export interface FoundSubvol {
   transid: number;
 }
 
-/** Find a subvolume by received UUID, then by own UUID, anywhere on the filesystem (§6.3). */
-export function findByUuid(dest: Destination, uuid: Buffer): FoundSubvol | undefined {
-  let by: 'received' | 'uuid' = 'received';
-  let rootId = findSubvolByUuid(dest.mntFd, uuid, 'received');
-  if (rootId === undefined) {
-    by = 'uuid';
-    rootId = findSubvolByUuid(dest.mntFd, uuid, 'uuid');
+/**
+ * Find a subvolume by received UUID, then by own UUID, anywhere on the filesystem (§6.3). Several may
+ * match (the same stream received twice): prefer one reachable from the mount whose transid is
+ * `wantTransid`, then any reachable one; progs simply takes the first.
+ */
+export function findByUuid(dest: Destination, uuid: Buffer, wantTransid?: number): FoundSubvol | undefined {
+  const candidates: { rootId: number; by: 'received' | 'uuid' }[] = [
+    ...findSubvolsByUuid(dest.mntFd, uuid, 'received').map((rootId) => ({ rootId, by: 'received' as const })),
+    ...findSubvolsByUuid(dest.mntFd, uuid, 'uuid').map((rootId) => ({ rootId, by: 'uuid' as const })),
+  ];
+  let reachable: FoundSubvol | undefined;
+  let firstError: unknown;
+  for (const { rootId, by } of candidates) {
+    const item = readRootItem(dest.mntFd, rootId);
+    if (!item) continue; // deleted meanwhile
+    const transid = by === 'received' ? item.stransid : item.ctransid;
+    let relPath: Buffer;
+    try {
+      relPath = stripMountPrefix(dest, subvolPathFromTopRaw(dest.mntFd, rootId), rootId);
+    } catch (e) {
+      firstError ??= e;
+      continue;
+    }
+    const found = { rootId, by, relPath, transid };
+    if (wantTransid === undefined || transid === wantTransid) return found;
+    reachable ??= found;
   }
-  if (rootId === undefined) return undefined;
-  const item = readRootItem(dest.mntFd, rootId);
-  const transid = item === undefined ? 0 : by === 'received' ? item.stransid : item.ctransid;
-  const top = subvolPathFromTopRaw(dest.mntFd, rootId);
-  return { rootId, by, relPath: stripMountPrefix(dest, top, rootId), transid };
+  if (reachable) return reachable;
+  if (firstError) throw firstError;
+  return undefined;
 }
 
 /** A path from the top level made relative to the mounted subvolume, or a clear refusal. */
@@ -97,8 +115,11 @@ export function createSnapshot(
   dest: Destination, name: Buffer, parentUuid: Buffer, parentCtransid: number, log: (l: string) => void, verbosity: number,
 ): number {
   checkName(name);
-  const found = findByUuid(dest, parentUuid);
-  if (!found) throw new RefusedError(`cannot find parent subvolume ${uuidText(parentUuid)}`);
+  const found = findByUuid(dest, parentUuid, parentCtransid);
+  if (!found) {
+    throw new RefusedError(withHint(`cannot find parent subvolume ${uuidText(parentUuid)}`,
+      missingParentHint(parentCtransid, dest.mountPath)));
+  }
   if (found.transid !== 0 && found.transid !== parentCtransid) {
     const field = found.by === 'received' ? 'received with stransid' : 'has ctransid';
     throw new RefusedError(`parent subvolume ${printablePath(found.relPath)} (matched by ${found.by === 'received' ? 'received ' : ''}` +

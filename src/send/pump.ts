@@ -45,8 +45,22 @@ function writeToStream(stream: Writable, chunk: Buffer): Promise<void> {
  * pipe (progs does for v2). A failing sink rejects at once; the caller then
  * closes `readFd` so the kernel's next write fails with EPIPE and the ioctl ends.
  */
-export async function pumpPipe(readFd: number, sink: StreamSink, chunkSize: number, outPipeSize = 0): Promise<number> {
-  if (sink.kind === 'fd') return copyPipeOffThread(readFd, sink.fd, chunkSize, outPipeSize);
+export async function pumpPipe(
+  readFd: number, sink: StreamSink, chunkSize: number, outPipeSize = 0, onBytes?: (bytes: number) => void,
+): Promise<number> {
+  if (sink.kind === 'fd') {
+    if (!onBytes) return copyPipeOffThread(readFd, sink.fd, chunkSize, outPipeSize);
+    // --progress: the worker keeps its byte count in shared memory; look at it 10 times a second.
+    const counter = new Float64Array(new SharedArrayBuffer(8));
+    const timer = setInterval(() => onBytes(counter[0]!), 100);
+    try {
+      const total = await copyPipeOffThread(readFd, sink.fd, chunkSize, outPipeSize, counter);
+      onBytes(total);
+      return total;
+    } finally {
+      clearInterval(timer);
+    }
+  }
   let total = 0;
   for (;;) {
     // A fresh buffer per chunk: the Writable may hold on to it after write() returns.
@@ -55,5 +69,6 @@ export async function pumpPipe(readFd: number, sink: StreamSink, chunkSize: numb
     if (n === 0) return total;
     await writeToStream(sink.stream, n === buf.length ? buf : buf.subarray(0, n));
     total += n;
+    onBytes?.(total);
   }
 }

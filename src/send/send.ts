@@ -1,7 +1,7 @@
 // `btrfs-ts send`: checks and resolves the subvolumes as btrfs-progs does (protocol.md §5.2–5.6), then
 // runs BTRFS_IOC_SEND once per subvolume on a worker thread while this thread copies the pipe to the
 // output. The kernel produces the stream; we only choose its arguments, so the bytes equal progs'.
-import { closeSync, constants as fsConstants, fstatSync, openSync, realpathSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, realpathSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import type { Writable } from 'node:stream';
 import { SendFlag } from '../sys/constants.js';
@@ -17,6 +17,7 @@ import {
   chooseProtocol, kernelSendStreamVersion, SEND_BUF_SIZE_V1, SEND_BUF_SIZE_V2, subvolumeSendFlags,
 } from './protocol-choice.js';
 import { pumpPipe, type StreamSink } from './pump.js';
+import { notBtrfsHint, permissionHint, readWriteHint, withHint } from '../hints/index.js';
 
 export { SendError } from './errors.js';
 
@@ -44,6 +45,8 @@ export interface SendOptions {
   verbosity: number;
   /** Where messages go (one line each, no newline); defaults to stderr. */
   log?: (line: string) => void;
+  /** Called as the stream is written, with the bytes written so far over all subvolumes (--progress). */
+  onProgress?: (bytes: number) => void;
   /** The kernel's highest stream version; default: read from sysfs (tests override it). */
   kernelVersion?: number;
 }
@@ -71,7 +74,7 @@ function withFd<T>(path: string, use: (fd: number) => T): T {
   try {
     fd = openSync(path, fsConstants.O_RDONLY | O_NOATIME);
   } catch (e) {
-    throw new SendError(`cannot open ${path}: ${errnoText(e)}`);
+    throw new SendError(withHint(`cannot open ${path}: ${errnoText(e)}`, permissionHint(e, 'send')));
   }
   try {
     return use(fd);
@@ -91,10 +94,13 @@ function isReadOnly(path: string): boolean {
   });
 }
 
-/** The tree id of the subvolume whose root directory is `path` (undefined if it is not one). */
+/**
+ * The tree id of the subvolume holding `path` (INO_LOOKUP, as progs 6.2). For a plain directory that is
+ * its containing subvolume; callers also run isReadOnly(), whose GETFLAGS refuses non-subvolumes.
+ */
 function subvolRootId(path: string): number | undefined {
   try {
-    return withFd(path, (fd) => (fstatSync(fd).ino === 256 ? rootIdOf(fd) : undefined));
+    return withFd(path, (fd) => rootIdOf(fd));
   } catch {
     return undefined;
   }
@@ -105,11 +111,11 @@ function mountRootFor(path: string): string {
   try {
     closeSync(openSync(path, fsConstants.O_RDONLY | O_NOATIME));
   } catch (e) {
-    throw new SendError(`failed to determine mount point for ${path}: ${errnoText(e)}`);
+    throw new SendError(withHint(`failed to determine mount point for ${path}: ${errnoText(e)}`, permissionHint(e, 'send')));
   }
   const found = findMountRoot(path);
   if (found.kind === 'none') throw new SendError(`failed to determine mount point for ${path}: ${strerror(2)}`);
-  if (found.kind === 'not-btrfs') throw new SendError(`${path} doesn't belong to btrfs mount point`);
+  if (found.kind === 'not-btrfs') throw new SendError(withHint(`${path} doesn't belong to btrfs mount point`, notBtrfsHint('send')));
   return found.root;
 }
 
@@ -152,7 +158,9 @@ interface OneSend {
 }
 
 /** One BTRFS_IOC_SEND: pipe, ioctl on a worker thread, this thread copying the pipe to the sink. */
-async function sendOne(job: OneSend, sink: StreamSink, log: (line: string) => void, verbosity: number): Promise<void> {
+async function sendOne(
+  job: OneSend, sink: StreamSink, log: (line: string) => void, verbosity: number, onBytes?: (bytes: number) => void,
+): Promise<number> {
   const subvolFd = (() => {
     try {
       return openSync(job.path, fsConstants.O_RDONLY | O_NOATIME);
@@ -175,7 +183,10 @@ async function sendOne(job: OneSend, sink: StreamSink, log: (line: string) => vo
     // As progs: v2-sized copies (and an enlarged output pipe) only when v2+ was asked for explicitly.
     const chunk = job.version > 1 ? SEND_BUF_SIZE_V2 : SEND_BUF_SIZE_V1;
     let pumpError: unknown;
-    const pump = pumpPipe(readFd, sink, chunk, job.version > 1 ? SEND_BUF_SIZE_V2 : 0).catch((e: unknown) => {
+    let written = 0;
+    const pump = pumpPipe(readFd, sink, chunk, job.version > 1 ? SEND_BUF_SIZE_V2 : 0, onBytes).then((n) => {
+      written = n;
+    }, (e: unknown) => {
       pumpError = e;
       // Nobody reads any more: closing the read end makes the kernel's next write fail with EPIPE,
       // so the ioctl returns instead of blocking on a full pipe.
@@ -201,9 +212,11 @@ async function sendOne(job: OneSend, sink: StreamSink, log: (line: string) => vo
       if (!(ioctlError instanceof SysError)) throw ioctlError;
       // progs prints this hint after the error line; we can only print it before.
       if (ioctlError.errno === 22 && job.multiWithEnd) log("Try upgrading your kernel or don't use -e.");
-      throw new SendError(`send ioctl failed with -${ioctlError.errno}: ${strerror(ioctlError.errno)}`);
+      throw new SendError(withHint(`send ioctl failed with -${ioctlError.errno}: ${strerror(ioctlError.errno)}`,
+        permissionHint(ioctlError, 'send')));
     }
     if (verbosity >= 2) log('BTRFS_IOC_SEND returned 0');
+    return written;
   } finally {
     if (readFd >= 0) closeSync(readFd);
     if (writeFd >= 0) closeSync(writeFd);
@@ -223,7 +236,7 @@ export async function send(options: SendOptions): Promise<void> {
     mountRootFor(path);
     const rootId = subvolRootId(path);
     if (rootId === undefined) throw new SendError(`cannot resolve rootid for ${path}`);
-    if (!isReadOnly(path)) throw new SendError(`cloned subvolume ${path} is not read-only`);
+    if (!isReadOnly(path)) throw new SendError(withHint(`cloned subvolume ${path} is not read-only`, readWriteHint(path)));
     cloneSources.push(rootId);
   }
 
@@ -232,7 +245,7 @@ export async function send(options: SendOptions): Promise<void> {
   if (options.parent !== undefined) {
     const given = options.parent;
     parentPath = realpathOr(given, (e) => `realpath ${given} failed: ${errnoText(e)}`);
-    if (!isReadOnly(parentPath)) throw new SendError(`parent subvolume ${parentPath} is not read-only`);
+    if (!isReadOnly(parentPath)) throw new SendError(withHint(`parent subvolume ${parentPath} is not read-only`, readWriteHint(parentPath)));
   }
 
   const output = openSink(options);
@@ -254,9 +267,9 @@ export async function send(options: SendOptions): Promise<void> {
       const path = realpathOr(given, () => `unable to resolve ${given}`);
       const found = findMountRoot(path);
       if (found.kind === 'none') throw new SendError(`find_mount_root failed on ${path}: ${strerror(2)}`);
-      if (found.kind === 'not-btrfs') throw new SendError(`${path} does not belong to btrfs mount point`);
+      if (found.kind === 'not-btrfs') throw new SendError(withHint(`${path} does not belong to btrfs mount point`, notBtrfsHint('send')));
       if (found.root !== mountRoot) throw new SendError('all subvolumes must be from the same filesystem');
-      if (!isReadOnly(path)) throw new SendError(`subvolume ${path} is not read-only`);
+      if (!isReadOnly(path)) throw new SendError(withHint(`subvolume ${path} is not read-only`, readWriteHint(path)));
     }
 
     if (options.noData && verbosity > 1) log('Mode NO_FILE_DATA enabled');
@@ -268,6 +281,7 @@ export async function send(options: SendOptions): Promise<void> {
       | (options.compressedData ? SendFlag.COMPRESSED : 0);
     const autoParent = options.cloneSources.length > 0 && parentPath === undefined;
     const lookup = autoParent ? mountLookup(mountRoot) : undefined;
+    let sentBytes = 0;
     try {
       const count = options.subvolumes.length;
       for (let i = 0; i < count; i++) {
@@ -283,12 +297,13 @@ export async function send(options: SendOptions): Promise<void> {
           if (chosen === undefined) throw new SendError(`parent determination failed for ${rootId}`);
           parentRoot = chosen;
         }
-        await sendOne({
+        const before = sentBytes;
+        sentBytes += await sendOne({
           path, parentRoot, cloneSources: [...cloneSources],
           flags: subvolumeSendFlags(baseFlags, i, count, options.omitEnd),
           version: protocol.version, bigBuffers: protocol.bigBuffers,
           multiWithEnd: options.omitEnd && count > 1,
-        }, output.sink, log, verbosity);
+        }, output.sink, log, verbosity, options.onProgress && ((n) => options.onProgress!(before + n)));
         // progs: in automatic-parent mode each sent subvolume becomes a clone source for the next.
         if (lookup) cloneSources.push(rootId);
       }

@@ -2,7 +2,10 @@
 // in random chunks and reports how it ended. Buffer allocations are tracked (the reader must never
 // allocate beyond its command limit); the parent thread kills this worker if a run stops reporting.
 import { parentPort, workerData } from 'node:worker_threads';
-import { readStream } from '../stream/reader.js';
+import { createHash } from 'node:crypto';
+import { readStream, type ReaderOptions } from '../stream/reader.js';
+import { encodeCommand, encodeStreamHeader } from '../stream/writer.js';
+import type { Command } from '../stream/commands.js';
 import { StreamError } from '../stream/errors.js';
 import { Rng } from './prng.js';
 import { mutateStream } from './mutate.js';
@@ -18,7 +21,9 @@ interface Job {
 
 export interface ReaderRunResult {
   run: number;
-  outcome: 'ok' | 'stream-error' | 'bad-error';
+  outcome: 'ok' | 'stream-error' | 'bad-error' | 'chunking-differs' | 'roundtrip-differs';
+  /** Commands the writer refused to re-encode (sender-side policy, e.g. v2 commands in v1). */
+  writerRefused: number;
   commands: number;
   message: string;
   maxAlloc: number;
@@ -56,6 +61,46 @@ async function* chunks(bytes: Buffer, rng: Rng): AsyncGenerator<Uint8Array> {
   }
 }
 
+/** A stable digest of a decoded command (Buffers as hex). */
+function digest(cmd: Command): string {
+  const h = createHash('sha1');
+  h.update(JSON.stringify(cmd, (_k, v: unknown) => {
+    if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer') return Buffer.from((v as { data: number[] }).data).toString('hex');
+    return v;
+  }));
+  return h.digest('hex');
+}
+
+interface Pass {
+  records: string[];
+  error?: string;
+  versions: number[];
+  commands: Command[];
+}
+
+/** Read everything, remembering each record and how reading ended. */
+async function readAll(input: AsyncIterable<Uint8Array>, opts: ReaderOptions, keep: boolean): Promise<Pass> {
+  const pass: Pass = { records: [], versions: [], commands: [] };
+  try {
+    for await (const rec of readStream(input, opts)) {
+      if (!rec.command || typeof rec.index !== 'number') throw new Error('malformed record');
+      pass.records.push(`${rec.index}@${rec.offset}/${rec.stream}v${rec.version}:${digest(rec.command)}`);
+      if (keep) {
+        pass.commands.push(rec.command);
+        pass.versions.push(rec.version);
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof StreamError)) throw err;
+    pass.error = err.message;
+  }
+  return pass;
+}
+
+async function* once(bytes: Buffer): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
 async function one(job: Job, corpus: Buffer[], run: number): Promise<ReaderRunResult> {
   const t0 = Date.now();
   const rng = runRng(job.seed, run);
@@ -66,24 +111,51 @@ async function one(job: Job, corpus: Buffer[], run: number): Promise<ReaderRunRe
     skipUnknownCommands: rng.chance(0.3),
   };
   let commands = 0;
+  let writerRefused = 0;
   maxAlloc = 0;
   tracking = true;
   const result = (outcome: ReaderRunResult['outcome'], message: string): ReaderRunResult => ({
-    run, outcome, commands, message, maxAlloc, rssMiB: Math.round(process.memoryUsage().rss / 1048576), ops: mutant.ops, ms: Date.now() - t0,
+    run, outcome, commands, writerRefused, message, maxAlloc, rssMiB: Math.round(process.memoryUsage().rss / 1048576),
+    ops: mutant.ops, ms: Date.now() - t0,
   });
+  let first: Pass;
   try {
-    for await (const rec of readStream(chunks(mutant.bytes, rng.fork()), opts)) {
-      commands++;
-      if (!rec.command || typeof rec.index !== 'number') throw new Error('malformed record');
-    }
-    return result('ok', '');
+    first = await readAll(chunks(mutant.bytes, rng.fork()), opts, true);
   } catch (err) {
-    if (err instanceof StreamError && !err.message.includes('\n') && err.message.length > 0) return result('stream-error', err.message);
+    tracking = false;
     const e = err as Error;
     return result('bad-error', `${e?.name}: ${e?.message} ${(e?.stack ?? '').split('\n').slice(1, 4).join(' ')}`);
-  } finally {
-    tracking = false;
   }
+  tracking = false;
+  commands = first.records.length;
+  if (first.error !== undefined && (first.error.includes('\n') || first.error.length === 0)) {
+    return result('bad-error', `StreamError message not one line: ${JSON.stringify(first.error)}`);
+  }
+  // Property: the same records and the same verdict whatever the chunking (here: one whole buffer).
+  const second = await readAll(once(mutant.bytes), opts, false);
+  if (second.error !== first.error || second.records.join() !== first.records.join()) {
+    const i = first.records.findIndex((r, k) => r !== second.records[k]);
+    return result('chunking-differs', `chunked: ${first.records.length} records, ${first.error ?? 'ok'}; whole: ${second.records.length} records, ` +
+      `${second.error ?? 'ok'}; first differing record #${i}`);
+  }
+  // Property: every decoded command re-encodes (writer) to bytes that decode to the same command.
+  for (let k = 0; k < first.commands.length; k++) {
+    const cmd = first.commands[k]!;
+    const version = first.versions[k]!;
+    let bytes: Buffer;
+    try {
+      bytes = Buffer.concat([encodeStreamHeader(version), encodeCommand(cmd, version)]);
+    } catch {
+      writerRefused++;
+      continue;
+    }
+    const back = await readAll(once(bytes), { ...opts, stopAtFirstEnd: false }, true).catch((e: Error) => ({ error: e.message, commands: [] as Command[] }) as Pass);
+    const got = back.commands[0];
+    if (!got || digest(got) !== digest(cmd)) {
+      return result('roundtrip-differs', `command #${k + 1} (${cmd.cmd}) did not survive encode→decode: ${back.error ?? 'different fields'}`);
+    }
+  }
+  return result(first.error === undefined ? 'ok' : 'stream-error', first.error ?? '');
 }
 
 const job = workerData as Job;

@@ -16,6 +16,11 @@ import { runRng } from './fuzz-common.js';
 import type { ReaderRunResult } from './fuzz-reader-worker.js';
 import { BTRFS_TS } from './soak.js';
 
+/** The compiled worker (also when this module runs from TypeScript sources under vitest). */
+const WORKER_URL = import.meta.url.endsWith('.ts')
+  ? new URL('../../dist/soak/fuzz-reader-worker.js', import.meta.url)
+  : new URL('./fuzz-reader-worker.js', import.meta.url);
+
 export interface FuzzFailure {
   seed: number;
   run: number;
@@ -55,6 +60,8 @@ export interface ReaderFuzzReport {
   failures: FuzzFailure[];
   maxAlloc: number;
   maxRssMiB: number;
+  /** Decoded commands the writer refused to re-encode (v2-only commands in v1 streams and the like). */
+  writerRefused: number;
   ms: number;
 }
 
@@ -72,13 +79,13 @@ export async function fuzzReader(opts: {
   const hangMs = opts.hangMs ?? 10_000;
   const first = opts.firstRun ?? 0;
   const end = first + opts.runs;
-  const report: ReaderFuzzReport = { runs: 0, ok: 0, streamErrors: 0, failures: [], maxAlloc: 0, maxRssMiB: 0, ms: 0 };
+  const report: ReaderFuzzReport = { runs: 0, ok: 0, streamErrors: 0, failures: [], maxAlloc: 0, maxRssMiB: 0, writerRefused: 0, ms: 0 };
   // The largest buffer the reader may need: one command frame plus its input window.
   const allocLimit = 16 * 1024 * 1024 + 2 * 1024 * 1024;
   let next = first;
   while (next < end) {
     const corpus = opts.corpus.map((b) => new Uint8Array(b));
-    const worker = new Worker(new URL('./fuzz-reader-worker.js', import.meta.url), {
+    const worker = new Worker(WORKER_URL, {
       workerData: { corpus, seed: opts.seed, start: next, end, maxCommandSize },
       resourceLimits: { maxOldGenerationSizeMb: 512 },
     });
@@ -104,10 +111,13 @@ export async function fuzzReader(opts: {
         report.maxRssMiB = Math.max(report.maxRssMiB, m.rssMiB);
         next = m.run + 1;
         let failure: string | undefined;
+        report.writerRefused += m.writerRefused;
         if (m.outcome === 'bad-error') failure = `non-StreamError escaped: ${m.message}`;
+        else if (m.outcome === 'chunking-differs') failure = `chunking changes the result: ${m.message}`;
+        else if (m.outcome === 'roundtrip-differs') failure = `decode→encode→decode: ${m.message}`;
         else if (m.maxAlloc > allocLimit) failure = `allocated ${m.maxAlloc} bytes at once (limit ${allocLimit})`;
         if (failure) {
-          report.failures.push({ seed: opts.seed, run: m.run, kind: m.outcome === 'bad-error' ? 'exception' : 'memory', message: failure, ops: m.ops });
+          report.failures.push({ seed: opts.seed, run: m.run, kind: m.maxAlloc > allocLimit ? 'memory' : m.outcome, message: failure, ops: m.ops });
           opts.log?.(`  FAIL reader seed ${opts.seed} run ${m.run}: ${failure} [${m.ops.join('; ')}]`);
         } else if (m.outcome === 'ok') report.ok++;
         else report.streamErrors++;
@@ -253,6 +263,6 @@ export function cleanDests(mnt: string): void {
   for (let i = 0; i < subvols.length; i += 50) {
     spawnSync('btrfs', ['subvolume', 'delete', ...subvols.slice(i, i + 50)], { stdio: 'ignore' });
   }
-  fs.rmSync(dests, { recursive: true, force: true });
-  fs.mkdirSync(dests);
+  // Empty `dests` but keep it: recreating it would change the mount root (checked as "outside").
+  for (const d of fs.readdirSync(dests)) fs.rmSync(join(dests, d), { recursive: true, force: true });
 }

@@ -16,22 +16,37 @@ export function sh(cmd: string, args: string[], input?: Buffer): Buffer {
   return execFileSync(cmd, args, { input, maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
-export function makeLoopFs(label: string, opts: { sizeMiB?: number; mountOptions?: string[] } = {}): LoopFs {
+/** Live filesystems, unmounted on SIGINT/SIGTERM so an interrupted soak leaves nothing mounted. */
+const live = new Set<LoopFs>();
+let handlersInstalled = false;
+function installSignalCleanup(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      for (const f of [...live].reverse()) f.cleanup();
+      process.exit(130);
+    });
+  }
+}
+
+export function makeLoopFs(label: string, opts: { sizeMiB?: number; mountOptions?: string[]; mkfsArgs?: string[]; cleanupOnSignal?: boolean } = {}): LoopFs {
   const dir = mkdtempSync(`/dev/shm/btrfs-ts-${label}-`);
   const img = join(dir, 'fs.img');
   const mnt = join(dir, 'mnt');
   sh('mkdir', ['-p', mnt]);
   sh('truncate', ['-s', `${opts.sizeMiB ?? 1024}M`, img]);
-  sh('mkfs.btrfs', ['-q', img]);
+  sh('mkfs.btrfs', ['-q', ...(opts.mkfsArgs ?? []), img]);
   sh('mount', ['-o', ['loop', ...(opts.mountOptions ?? [])].join(','), img, mnt]);
   let done = false;
-  return {
+  const fsObj: LoopFs = {
     mnt,
     img,
     dir,
     cleanup() {
       if (done) return;
       done = true;
+      live.delete(fsObj);
       const loops = spawnSync('losetup', ['-j', img], { encoding: 'utf8' }).stdout
         .split('\n').map((l) => l.split(':')[0]).filter(Boolean);
       for (let i = 0; i < 10 && spawnSync('umount', [mnt]).status !== 0; i++) spawnSync('sleep', ['0.3']);
@@ -39,6 +54,9 @@ export function makeLoopFs(label: string, opts: { sizeMiB?: number; mountOptions
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  live.add(fsObj);
+  if (opts.cleanupOnSignal !== false) installSignalCleanup();
+  return fsObj;
 }
 
 export interface SubvolInfo {

@@ -14,7 +14,8 @@ import { readStream } from '../stream/reader.js';
 import { collectTree, diffTrees, formatDifference, type Difference, type NodeInfo } from './compare.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const BTRFS_TS = join(REPO_ROOT, 'bin/btrfs-ts.js');
+/** The CLI under test; BTRFS_TS_BIN points long runs at a frozen copy of the build. */
+export const BTRFS_TS = process.env.BTRFS_TS_BIN ?? join(REPO_ROOT, 'bin/btrfs-ts.js');
 
 const COMPRESSORS = ['zstd', 'zlib', 'lzo'] as const;
 
@@ -138,11 +139,12 @@ export async function soakSeed(opts: SoakOptions): Promise<SoakResult> {
           problem(`${label}: ${ours} receive timed out after ${timeoutMs} ms`);
           break;
         }
+        const why = (t: string): string => t.split('\n').find((l) => /error/i.test(l)) ?? t.split('\n').pop() ?? '';
         if (p.code !== 0 || o.code !== 0) {
           if (p.code !== o.code) {
-            problem(`${label}: exit status differs (${ours}: ${o.code}, ${o.stderr.split('\n').pop()}; progs: ${p.code}, ${p.stderr.split('\n').pop()})`);
+            problem(`${label}: exit status differs (${ours}: ${o.code}, ${why(o.stderr)}; progs: ${p.code}, ${why(p.stderr)})`);
           } else {
-            problem(`${label}: both receivers failed (${o.stderr.split('\n').pop()})`);
+            problem(`${label}: both receivers failed (${why(o.stderr)})`);
           }
           break;
         }

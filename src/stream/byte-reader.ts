@@ -2,17 +2,22 @@
 //
 // The window is `buf[pos..end)`. `ensure(n)` makes at least n bytes contiguous there, reading more when
 // needed. The invariant that keeps yielded Buffers valid: bytes that have been made visible in a
-// window are never written again. File descriptors are read into fresh 1 MiB buffers, appending only
-// into the never-exposed tail; when a command does not fit the tail, its partial bytes are copied into
-// a new buffer. Chunks from iterables are used as they are (the producer must not rewrite a chunk after
-// yielding it, which Node streams never do); a command split across chunks is assembled into its own
-// buffer. Memory held by the window is one chunk plus at most one command.
-import { open, close, read } from 'node:fs';
+// window are never written again. Regular files are read with fs.read into fresh 1 MiB buffers,
+// appending only into the never-exposed tail; a command that does not fit the tail has its partial
+// bytes copied into the next buffer. Pipes and sockets, Readables and async iterables deliver chunks:
+// a chunk holding the bytes needed is used as it is (the producer must not rewrite a chunk after
+// yielding it, which Node streams never do); bytes spanning chunks are appended into a 1 MiB
+// accumulation buffer, again only into its never-exposed tail. Memory held by the window: one buffer
+// plus at most one command (the reader caps a command's size before asking for its bytes).
+import { open, close, read, fstatSync } from 'node:fs';
+import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { ByteSource } from './source.js';
 
 /** Size of the buffers file descriptors are read into. */
 export const FD_CHUNK_SIZE = 1024 * 1024;
+/** Size of the buffer that commands spanning several chunks of an iterable are assembled in. */
+const ACC_SIZE = 1024 * 1024;
 const EMPTY: Buffer = Buffer.alloc(0);
 
 export interface ByteWindow {
@@ -30,15 +35,57 @@ export interface ByteWindow {
 /**
  * `reuse`: the caller promises not to keep any Buffer from the window once it asks for more bytes, so
  * a file descriptor is read into one recycled buffer instead of fresh memory per MiB (about twice as
- * fast: fresh memory costs page faults). Iterable sources ignore it.
+ * fast: fresh memory costs page faults); iterables recycle their assembly buffer likewise.
  */
 export function openByteWindow(source: ByteSource, reuse = false): ByteWindow {
-  if (typeof source === 'number') return new FdWindow(source, undefined, reuse);
+  if (typeof source === 'number') {
+    return isPipeOrSocket(source) ? new IterableWindow(pipeChunks(source), reuse) : new FdWindow(source, undefined, reuse);
+  }
   if (typeof source === 'string') return new FdWindow(undefined, source, reuse);
   if (source && typeof (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function') {
-    return new IterableWindow(source as AsyncIterable<Uint8Array>);
+    return new IterableWindow(source as AsyncIterable<Uint8Array>, reuse);
   }
   throw new TypeError('stream source must be a file descriptor, a path, a Readable or an async iterable of bytes');
+}
+
+function isPipeOrSocket(fd: number): boolean {
+  try {
+    const st = fstatSync(fd);
+    return st.isFIFO() || st.isSocket();
+  } catch {
+    return false; // a bad fd is reported by the first read
+  }
+}
+
+interface FdCalls { dup(fd: number): number; fcntl(fd: number, cmd: number, arg: number): number }
+let fdCalls: FdCalls | undefined;
+const F_GETFL = 3;
+const F_SETFL = 4;
+
+/**
+ * Pipes and sockets (e.g. `btrfs send | btrfs-ts receive`) are read through libuv's stream machinery:
+ * fs.read on a pipe goes through the thread pool for every 64 KiB and is about 4× slower. The Socket
+ * gets a dup of the fd, so closing it leaves the caller's fd open, and the file status flags (libuv
+ * sets O_NONBLOCK on the shared open file) are restored at the end.
+ */
+async function* pipeChunks(fd: number): AsyncGenerator<Buffer> {
+  if (!fdCalls) {
+    const { libc } = await import('../sys/libc.js');
+    fdCalls = {
+      dup: libc.func('int dup(int)') as (fd: number) => number,
+      fcntl: libc.func('fcntl', 'int', ['int', 'int', 'int']) as (fd: number, cmd: number, arg: number) => number,
+    };
+  }
+  const flags = fdCalls.fcntl(fd, F_GETFL, 0);
+  const copy = fdCalls.dup(fd);
+  if (copy < 0) throw new Error(`cannot read the stream from fd ${fd}: dup failed`);
+  const socket = new Socket({ fd: copy, readable: true, writable: false });
+  try {
+    for await (const chunk of socket) yield chunk as Buffer;
+  } finally {
+    socket.destroy();
+    if (flags >= 0) fdCalls.fcntl(fd, F_SETFL, flags);
+  }
 }
 
 function readFd(fd: number, buf: Buffer, off: number, len: number): Promise<number> {
@@ -54,6 +101,8 @@ function readFd(fd: number, buf: Buffer, off: number, len: number): Promise<numb
     attempt();
   });
 }
+
+let lseekFn: ((fd: number, off: number, whence: number) => number) | undefined;
 
 class FdWindow implements ByteWindow {
   buf: Buffer = EMPTY;
@@ -106,7 +155,18 @@ class FdWindow implements ByteWindow {
   }
 
   async release(): Promise<void> {
-    if (this.path === undefined || this.fd === undefined) return;
+    if (this.path === undefined) {
+      // The caller's fd: give back what was read ahead (so after `-e` the fd sits just past END).
+      const unread = this.end - this.pos;
+      this.pos = this.end;
+      if (unread > 0 && this.fd !== undefined) {
+        const { libc } = await import('../sys/libc.js');
+        lseekFn ??= libc.func('int64_t lseek(int, int64_t, int)') as (fd: number, off: number, whence: number) => number;
+        lseekFn(this.fd, -unread, 1 /* SEEK_CUR */);
+      }
+      return;
+    }
+    if (this.fd === undefined) return;
     const fd = this.fd;
     this.fd = undefined;
     await new Promise<void>((resolve) => close(fd, () => resolve()));
@@ -121,8 +181,10 @@ class IterableWindow implements ByteWindow {
   private pending: Buffer | undefined;
   private readonly it: AsyncIterator<Uint8Array | string>;
   private done = false;
+  /** Accumulation buffer for bytes that span chunks. */
+  private acc: Buffer = EMPTY;
 
-  constructor(private readonly source: AsyncIterable<Uint8Array>) {
+  constructor(private readonly source: AsyncIterable<Uint8Array>, private readonly reuse = false) {
     const readable = source as Partial<Readable>;
     // Readables: do not destroy on early exit, so `-e` can hand the remaining bytes back.
     this.it = typeof readable.iterator === 'function' && typeof readable.unshift === 'function'
@@ -153,33 +215,41 @@ class IterableWindow implements ByteWindow {
   async ensure(n: number): Promise<boolean> {
     if (this.end - this.pos >= n) return true;
     if (this.pos === this.end) {
-      // Nothing partial: the next chunk becomes the window as it is (no copy).
+      // Nothing partial: a chunk that holds the n bytes becomes the window as it is (no copy).
       const c = await this.nextChunk();
       if (!c) return false;
-      this.buf = c;
-      this.pos = 0;
-      this.end = c.length;
-      if (c.length >= n) return true;
-    }
-    // Assemble exactly n bytes into a buffer of their own; keep the rest of the last chunk pending.
-    const out = Buffer.allocUnsafe(n);
-    let have = this.buf.copy(out, 0, this.pos, this.end);
-    while (have < n) {
-      const c = await this.nextChunk();
-      if (!c) {
-        this.buf = out;
+      if (c.length >= n) {
+        this.buf = c;
         this.pos = 0;
-        this.end = have;
-        return false;
+        this.end = c.length;
+        return true;
       }
-      const take = Math.min(n - have, c.length);
-      c.copy(out, have, 0, take);
-      have += take;
+      this.pending = c;
+    }
+    // Bytes spanning chunks are appended into an accumulation buffer whose tail was never exposed.
+    // Whole chunks are appended while they fit, so a pipe's 64 KiB pieces are copied once each.
+    let acc = this.acc;
+    if (this.buf !== acc || acc.length - this.pos < n) {
+      if (this.reuse && acc.length >= n) {
+        if (this.buf === acc) acc.copyWithin(0, this.pos, this.end);
+        else this.buf.copy(acc, 0, this.pos, this.end);
+      } else {
+        acc = Buffer.allocUnsafe(Math.max(ACC_SIZE, n));
+        this.buf.copy(acc, 0, this.pos, this.end);
+        this.acc = acc;
+      }
+      this.end -= this.pos;
+      this.pos = 0;
+      this.buf = acc;
+    }
+    while (this.end - this.pos < n) {
+      const c = await this.nextChunk();
+      if (!c) return false;
+      const take = Math.min(acc.length - this.end, c.length);
+      c.copy(acc, this.end, 0, take);
+      this.end += take;
       if (take < c.length) this.pending = c.subarray(take);
     }
-    this.buf = out;
-    this.pos = 0;
-    this.end = n;
     return true;
   }
 

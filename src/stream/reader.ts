@@ -88,6 +88,11 @@ function readU32(b: Buffer, p: number): number {
   return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
 }
 
+function badMagic(previousStream: number, offset: number): StreamError {
+  const where = previousStream < 0 ? '' : ` after the END of stream #${previousStream}`;
+  return new StreamError(`not a btrfs send stream: bad magic${where} at byte ${offset}`, offset);
+}
+
 export async function* readStream(source: ByteSource, opts: ReaderOptions = {}): AsyncGenerator<StreamRecord> {
   const maxCommandSize = opts.maxCommandSize ?? DEFAULT_MAX_COMMAND_SIZE;
   const maxVersion = Math.min(opts.maxVersion ?? MAX_STREAM_VERSION, MAX_STREAM_VERSION);
@@ -103,16 +108,15 @@ export async function* readStream(source: ByteSource, opts: ReaderOptions = {}):
         const have = w.end - w.pos;
         if (have === 0 && stream >= 0) return; // clean end after an END
         if (have === 0) throw new StreamError('empty stream: no stream header at byte 0', 0);
+        const n = Math.min(have, STREAM_MAGIC.length);
+        if (STREAM_MAGIC.compare(w.buf, w.pos, w.pos + n, 0, n) !== 0) throw badMagic(stream, offset);
         throw new StreamError(
           `unexpected end of stream inside the header of stream #${stream + 1} at byte ${offset + have}: ` +
           `expected ${STREAM_HEADER_SIZE - have} more bytes`, offset + have);
       }
       const hb = w.buf;
       const hp = w.pos;
-      if (STREAM_MAGIC.compare(hb, hp, hp + STREAM_MAGIC.length) !== 0) {
-        const where = stream < 0 ? '' : ` after the END of stream #${stream}`;
-        throw new StreamError(`not a btrfs send stream: bad magic${where} at byte ${offset}`, offset);
-      }
+      if (STREAM_MAGIC.compare(hb, hp, hp + STREAM_MAGIC.length) !== 0) throw badMagic(stream, offset);
       const version = readU32(hb, hp + STREAM_MAGIC.length);
       if (version === 0) {
         throw new StreamError(`unsupported stream version 0 at byte ${offset + 13}: versions start at 1 ` +

@@ -16,6 +16,9 @@ export const FsConst = {
 } as const;
 const F = FsConst;
 
+/** Where st_mode sits in glibc's x86-64 `struct stat` (fstatat fills it). */
+export const StatLayout = { struct: 'stat', size: 144, st_mode: 24 } as const;
+
 export const OpenHowLayout = { struct: 'open_how', size: 24, flags: 0, mode: 8, resolve: 16 } as const;
 
 /** openat2 flags that keep a lookup beneath its directory fd and off every symlink. */
@@ -262,4 +265,12 @@ export function lgetxattrs(path: Buffer): Map<string, Buffer> {
     start = end + 1;
   }
   return out;
+}
+
+const fstatatRaw = libc.func('int fstatat(int dirfd, const uint8_t *path, _Out_ uint8_t *statbuf, int flags)');
+const statBuf = Buffer.alloc(StatLayout.size);
+/** st_mode of `path` beneath dirfd, never following a final symlink (fstatat AT_SYMLINK_NOFOLLOW). */
+export function lstatModeAt(dirfd: number, path: Buffer): number {
+  check(fstatatRaw(dirfd, cPath(path), statBuf, F.AT_SYMLINK_NOFOLLOW) as number, 'fstatat', path);
+  return statBuf.readUInt32LE(StatLayout.st_mode);
 }

@@ -3,7 +3,7 @@ export * from './libc.js';
 export * from './constants.js';
 export * from './btrfs-ioctl.js';
 export {
-  RootItemLayout, RootRefLayout, readRootItem, findSubvolByUuid, subvolPathFromTop, subvolPathFromTopRaw,
+  RootItemLayout, RootRefLayout, readRootItem, findSubvolByUuid, findSubvolsByUuid, subvolPathFromTop, subvolPathFromTopRaw,
   type RootItemInfo,
 } from './subvolume.js';
 export * as fs from './fs.js';

@@ -79,12 +79,13 @@ if (w.op === 'ioctl') {
   // With a non-blocking output, pipe-to-pipe splice also says EAGAIN when the *input* is empty.
   const waitOut = () => { waitFor(w.in, 1 /* POLLIN */); waitFor(w.out, 4 /* POLLOUT */); };
   let total = 0, useSplice = true, buf = null;
+  const counter = w.progress ? new Float64Array(w.progress) : null; // bytes so far, for --progress
   const fail = (syscall, errno) => parentPort.postMessage({ ret: -1, errno, syscall, total });
   if (w.outPipeSize) fcntl(w.out, 1031 /* F_SETPIPE_SZ */, w.outPipeSize);
   for (;;) {
     if (useSplice) {
       const n = Number(splice(w.in, null, w.out, null, w.chunk, 4 /* SPLICE_F_MORE */));
-      if (n > 0) { total += n; continue; }
+      if (n > 0) { total += n; if (counter) counter[0] = total; continue; }
       if (n === 0) break;
       const e = koffi.errno();
       if (e === EINTR) continue;
@@ -104,6 +105,7 @@ if (w.op === 'ioctl') {
       fail('write', e); return;
     }
     total += n;
+    if (counter) counter[0] = total;
   }
   parentPort.postMessage({ ret: 0, errno: 0, total });
 })();
@@ -117,7 +119,8 @@ function runWorker(workerData: Record<string, unknown>, what: string): Promise<W
     const worker = new Worker(WORKER_SOURCE, {
       // stdout/stderr: true keeps the worker's (unused) stdio to itself. With false, Node pipes it into
       // process.stdout, which makes fd 1 non-blocking (then pipe-to-pipe splice spins on EAGAIN).
-      eval: true, workerData: { koffiPath, ...workerData }, stdout: true, stderr: true,
+      // execArgv: []: the source is CommonJS even if this process runs with e.g. --input-type=module.
+      eval: true, workerData: { koffiPath, ...workerData }, stdout: true, stderr: true, execArgv: [],
     });
     let settled = false;
     worker.once('message', (m: WorkerResult) => { settled = true; resolve(m); });
@@ -149,8 +152,11 @@ export async function ioctlOffThread(
  * splice is refused). Resolves with the byte count; rejects with SysError('splice'|'read'|'write', errno).
  * `outPipeSize`: try F_SETPIPE_SZ on the output first (progs does, for v2, in case it is a pipe).
  */
-export async function copyPipeOffThread(inFd: number, outFd: number, chunk: number, outPipeSize = 0): Promise<number> {
-  const m = await runWorker({ op: 'copy', in: inFd, out: outFd, chunk, outPipeSize }, 'copy');
+export async function copyPipeOffThread(
+  inFd: number, outFd: number, chunk: number, outPipeSize = 0, progress?: Float64Array,
+): Promise<number> {
+  // `progress`: a Float64Array on shared memory where the worker keeps the byte count (--progress).
+  const m = await runWorker({ op: 'copy', in: inFd, out: outFd, chunk, outPipeSize, progress: progress?.buffer }, 'copy');
   if (m.ret < 0) throw new SysError(m.syscall ?? 'splice', m.errno);
   return m.total ?? 0;
 }

@@ -59,11 +59,11 @@ export function readRootItem(fd: number, rootId: number): RootItemInfo | undefin
 }
 
 /**
- * The subvolume whose received UUID ('received') or own UUID ('uuid') is `uuid`, from the UUID tree
- * (first id of the item, as progs does), or undefined.
+ * Every subvolume whose received UUID ('received') or own UUID ('uuid') is `uuid`, from the UUID tree
+ * (one item holds all ids; several subvolumes can share a received UUID), in the tree's order.
  */
-export function findSubvolByUuid(fd: number, uuid: Buffer, kind: 'received' | 'uuid'): number | undefined {
-  if (uuid.length !== 16) throw new Error('findSubvolByUuid: uuid must be 16 bytes');
+export function findSubvolsByUuid(fd: number, uuid: Buffer, kind: 'received' | 'uuid'): number[] {
+  if (uuid.length !== 16) throw new Error('findSubvolsByUuid: uuid must be 16 bytes');
   const type = kind === 'received' ? BTRFS_UUID_KEY_RECEIVED_SUBVOL : BTRFS_UUID_KEY_SUBVOL;
   const objectId = uuid.readBigUInt64LE(0);
   const offset = uuid.readBigUInt64LE(8);
@@ -72,8 +72,15 @@ export function findSubvolByUuid(fd: number, uuid: Buffer, kind: 'received' | 'u
     minType: type, maxType: type, minOffset: offset, maxOffset: offset, maxItems: 1,
   });
   const item = items[0];
-  if (!item || item.data.length < 8 || item.data.length % 8 !== 0) return undefined;
-  return u64(item.data, 0);
+  if (!item || item.data.length < 8 || item.data.length % 8 !== 0) return [];
+  const ids: number[] = [];
+  for (let off = 0; off < item.data.length; off += 8) ids.push(u64(item.data, off));
+  return ids;
+}
+
+/** The first subvolume with that (received) UUID, as progs picks it, or undefined. */
+export function findSubvolByUuid(fd: number, uuid: Buffer, kind: 'received' | 'uuid'): number | undefined {
+  return findSubvolsByUuid(fd, uuid, kind)[0];
 }
 
 /**

@@ -2,7 +2,8 @@
 // stream parser (only what these tests need: ENCODED_WRITE/WRITE/FILEATTR/FALLOCATE per path), and
 // a btrfs-LZO container builder around Debian's liblzo2 (compiled in a temp dir).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { EncodedWriteCommand } from '../../src/stream/commands.js';
@@ -160,21 +161,26 @@ int main(int argc, char **argv) {
 }
 `;
 
-let packerPath: string | undefined;
-/** Path of the compiled LZO container packer, or undefined when liblzo2-dev is missing. */
+/**
+ * Path of the compiled LZO container packer, or undefined when liblzo2-dev is missing. Built once
+ * into a path named after the source's hash (reused by later runs and parallel workers: written to a
+ * temporary name, then renamed), so nothing is left behind per run.
+ */
 export function lzoPacker(): string | undefined {
-  if (packerPath && existsSync(packerPath)) return packerPath;
   if (!existsSync('/usr/include/lzo/lzo1x.h')) return undefined;
+  const hash = createHash('sha256').update(LZO_PACKER_C).digest('hex').slice(0, 12);
+  const exe = join(tmpdir(), `btrfs-ts-lzo-packer-${hash}`);
+  if (existsSync(exe)) return exe;
   const dir = mkdtempSync(join(tmpdir(), 'btrfs-ts-lzo-'));
-  writeFileSync(join(dir, 'pack.c'), LZO_PACKER_C);
-  const built = spawnSync('cc', ['-O2', '-o', join(dir, 'pack'), join(dir, 'pack.c'), '-llzo2'], { encoding: 'utf8' });
-  if (built.status !== 0) {
+  try {
+    writeFileSync(join(dir, 'pack.c'), LZO_PACKER_C);
+    const built = spawnSync('cc', ['-O2', '-o', join(dir, 'pack'), join(dir, 'pack.c'), '-llzo2'], { encoding: 'utf8' });
+    if (built.status !== 0) throw new Error(`compiling the LZO packer failed: ${built.stderr}`);
+    renameSync(join(dir, 'pack'), exe);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`compiling the LZO packer failed: ${built.stderr}`);
   }
-  packerPath = join(dir, 'pack');
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  return packerPath;
+  return exe;
 }
 
 /** Compress `raw` into a btrfs LZO container with `sectorSize` sectors (liblzo2's LZO1X-1, or LZO1X-999). */
