@@ -145,5 +145,6 @@ for comp in zstd zlib lzo; do
     for s in incr-v1 incr-nodata clone-src two-streams two-subvols-e; do dump "$OUT/$s.stream" "$s"; done
   fi
 done
+chmod 644 "$OUT"/*
 ls -l "$OUT"
 du -sh "$OUT"

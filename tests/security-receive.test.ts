@@ -1,7 +1,8 @@
 // Hostile streams, one test per attack: each must fail with a clear error, leave the canary directory
 // outside DEST untouched, and never mark the partial subvolume received or read-only.
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
-import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readRootItem, findSubvolByUuid } from '../src/sys/subvolume.js';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ import { ourReceiveFailure } from './helpers/receive-harness.js';
 import type { Command } from '../src/stream/commands.js';
 
 const ok = requireBtrfs();
+const uuidOf = (path: string): Buffer =>
+  Buffer.from(/^\s*UUID:\s*(\S+)/m.exec(execFileSync('btrfs', ['subvolume', 'show', path], { encoding: 'utf8' }))![1]!.replace(/-/g, ''), 'hex');
 const B = (s: string): Buffer => Buffer.from(s);
 async function* bytes(b: Buffer): AsyncGenerator<Buffer> { yield b; }
 
@@ -167,6 +170,22 @@ describe.skipIf(!ok)('hostile streams cannot leave DEST', () => {
     expect(error.message).toMatch(/command #1 \(snapshot\) s .*parent subvolume unrelated .*has ctransid \d+, but the stream needs transid 123456/);
     expect(readdirSync(dest)).toEqual([]);
     expect(diffTrees(canaryBefore, snapshotTree(canary))).toEqual([]);
+  });
+
+  it('a writable parent (right UUID and transid, but it may have changed) is refused', async () => {
+    const rw = join(fs.mnt, 'rwparent');
+    execFileSync('btrfs', ['subvolume', 'create', rw], { stdio: 'pipe' });
+    writeFileSync(join(rw, 'f'), 'x');
+    const mntFd = openSync(fs.mnt, 'r');
+    let item;
+    try { item = readRootItem(mntFd, findSubvolByUuid(mntFd, uuidOf(rw), 'uuid')!)!; } finally { closeSync(mntFd); }
+    topBefore = readdirSync(fs.mnt).sort();
+    const stream = buildStream(1, [
+      { cmd: 'snapshot', path: B('s'), uuid, ctransid: 9, cloneUuid: item.uuid, cloneCtransid: item.ctransid },
+    ]);
+    const { error } = await ourReceiveFailure(bytes(stream), dest);
+    expect(error.message).toMatch(/command #1 \(snapshot\) s .*parent subvolume rwparent .* is not read-only/);
+    expect(readdirSync(dest)).toEqual([]);
   });
 
   it('a symlink as destination directory component is refused for SUBVOL too (dest itself is trusted)', async () => {

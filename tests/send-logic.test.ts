@@ -5,11 +5,13 @@ import fc from 'fast-check';
 import { chooseProtocol, subvolumeSendFlags, kernelSendStreamVersion } from '../src/send/protocol-choice.js';
 import { chooseParent, type SubvolLookup, type SubvolSummary } from '../src/send/parent.js';
 import { longestMount, parseMounts, pathIsInDir, findMountRoot, stripMountPoint } from '../src/send/mounts.js';
-import { encodeSendArgs, SendArgsLayout, makePipe, trySetPipeSize, getPipeSize } from '../src/sys/send-ioctl.js';
-import { SendFlag } from '../src/sys/constants.js';
+import {
+  encodeSendArgs, SendArgsLayout, makePipe, trySetPipeSize, getPipeSize, ioctlOffThread, copyPipeOffThread,
+} from '../src/sys/send-ioctl.js';
+import { Ioctl, SendFlag } from '../src/sys/constants.js';
 import { SendError } from '../src/send/errors.js';
 import { koffi } from '../src/sys/libc.js';
-import { closeSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 
@@ -171,6 +173,45 @@ describe('BTRFS_IOC_SEND argument block', () => {
   it('a full send without clone sources passes a NULL array', () => {
     const { args } = encodeSendArgs({ sendFd: 1, cloneSources: [], parentRoot: 0, flags: 0, version: 0 });
     expect(args.readBigUInt64LE(SendArgsLayout.clone_sources)).toBe(0n);
+  });
+});
+
+describe('ioctl off the main thread', () => {
+  it("reports the worker thread's errno, not the main thread's", async () => {
+    const { args } = encodeSendArgs({ sendFd: 1, cloneSources: [], parentRoot: 0, flags: 0, version: 0 });
+    await expect(ioctlOffThread(987654, Ioctl.BTRFS_IOC_SEND, args, 'BTRFS_IOC_SEND'))
+      .rejects.toMatchObject({ name: 'SysError', errno: 9, code: 'EBADF' });
+    const fd = openSync('/dev/null', 'r');
+    try {
+      await expect(ioctlOffThread(fd, Ioctl.BTRFS_IOC_SEND, args, 'BTRFS_IOC_SEND', '/dev/null'))
+        .rejects.toMatchObject({ errno: 25, code: 'ENOTTY', path: '/dev/null' });
+    } finally {
+      closeSync(fd);
+    }
+  });
+  it('refuses an argument block that the worker could not see', async () => {
+    await expect(ioctlOffThread(0, Ioctl.BTRFS_IOC_SEND, Buffer.alloc(72), 'BTRFS_IOC_SEND')).rejects.toThrow(/shared memory/);
+  });
+  it('copies a pipe to an fd on a worker thread (splice), and reports EPIPE from a closed reader', async () => {
+    const [r, w] = makePipe();
+    const [r2, w2] = makePipe();
+    const copying = copyPipeOffThread(r, w2, 64 * 1024);
+    writeSync(w, Buffer.from('hello through splice'));
+    closeSync(w);
+    expect(await copying).toBe(20);
+    closeSync(w2);
+    const got = Buffer.alloc(64);
+    expect(got.subarray(0, readSync(r2, got)).toString()).toBe('hello through splice');
+    closeSync(r);
+    // Now a reader that is gone: EPIPE comes back as a SysError.
+    const [r3, w3] = makePipe();
+    const [r4, w4] = makePipe();
+    closeSync(r4);
+    writeSync(w3, Buffer.from('x'));
+    closeSync(w3);
+    await expect(copyPipeOffThread(r3, w4, 4096)).rejects.toMatchObject({ errno: 32, code: 'EPIPE' });
+    closeSync(r3);
+    closeSync(w4);
   });
 });
 

@@ -6,7 +6,8 @@
 //   - symlink/link/rename destinations are escaped; clone sources, xattr names and values are not;
 //   - set_xattr prints the value raw, up to its first NUL byte (`data=%.*s`);
 //   - encoded_write separates some fields with ", ";
-//   - fileattr prints its decimal value after "0x";
+//   - fileattr prints its decimal value after "0x"; fallocate's mode is printed as a signed int;
+//   - clone's length keeps only its low 32 bits, sign-extended (progsCloneLen);
 //   - times are local (TZ), seconds only, `%FT%T%z`; OTIME is not shown.
 // END prints nothing. Paths are joined like progs' path_cat_out: one trailing slash of each part is
 // dropped, and a result that would not fit PATH_MAX (4096) is an error.
@@ -43,6 +44,15 @@ export function pathCat(p1: Buffer, p2: Buffer, title: string): Buffer {
   out[n1] = SLASH;
   p2.copy(out, n1 + 1, 0, n2);
   return out;
+}
+
+/**
+ * CLONE_LEN as 6.2 prints it: progs reads it into a C int and passes it on as u64, so only the low 32
+ * bits survive, sign-extended (real clone lengths are far below 2 GiB, where this is the identity).
+ */
+export function progsCloneLen(len: number): string {
+  const low = len | 0;
+  return low >= 0 ? String(low) : String(2n ** 64n + BigInt(low));
 }
 
 /** Canonical lower-case text of a 16-byte UUID. */
@@ -201,7 +211,7 @@ export class ProgsDumpFormatter {
       case 'clone': {
         this.checkLength(c.clonePath, c.cmd);
         this.head(c.cmd, c.path, true);
-        out.latin1(`offset=${c.offset} len=${c.len} from=`);
+        out.latin1(`offset=${c.offset} len=${progsCloneLen(c.len)} from=`);
         this.rawFull(c.clonePath, c.cmd);
         out.latin1(` clone_offset=${c.cloneOffset}\n`);
         return;

@@ -210,6 +210,9 @@ export class SubvolReceiver {
     if (known) return known.resolver;
     const found = findByUuid(this.dest, uuid);
     if (!found) throw new RefusedError(`clone: cannot find source subvolume ${uuidText(uuid)}`);
+    if (!found.readOnly) {
+      throw new RefusedError(`clone: source subvolume ${printablePath(found.relPath)} (uuid ${uuidText(uuid)}) is not read-only`);
+    }
     const fd = openFound(this.dest, found);
     const entry = { fd, resolver: new PathResolver(fd) };
     this.cloneRoots.set(key, entry);

@@ -28,12 +28,14 @@ export interface FoundSubvol {
   /** The transid the stream's *_CTRANSID should equal: stransid for 'received', ctransid for 'uuid'
    *  (0 when the root item is too old to say). */
   transid: number;
+  /** BTRFS_ROOT_SUBVOL_RDONLY: a send parent or clone source is always read-only on the sender. */
+  readOnly: boolean;
 }
 
 /**
  * Find a subvolume by received UUID, then by own UUID, anywhere on the filesystem (§6.3). Several may
- * match (the same stream received twice): prefer one reachable from the mount whose transid is
- * `wantTransid`, then any reachable one; progs simply takes the first.
+ * match (the same stream received twice): prefer one reachable from the mount, read-only, whose
+ * transid is `wantTransid`, then any reachable one (which the caller refuses); progs takes the first.
  */
 export function findByUuid(dest: Destination, uuid: Buffer, wantTransid?: number): FoundSubvol | undefined {
   const candidates: { rootId: number; by: 'received' | 'uuid' }[] = [
@@ -53,8 +55,8 @@ export function findByUuid(dest: Destination, uuid: Buffer, wantTransid?: number
       firstError ??= e;
       continue;
     }
-    const found = { rootId, by, relPath, transid };
-    if (wantTransid === undefined || transid === wantTransid) return found;
+    const found = { rootId, by, relPath, transid, readOnly: (item.flags & 1) !== 0 };
+    if (found.readOnly && (wantTransid === undefined || transid === wantTransid)) return found;
     reachable ??= found;
   }
   if (reachable) return reachable;
@@ -125,6 +127,10 @@ export function createSnapshot(
     throw new RefusedError(`parent subvolume ${printablePath(found.relPath)} (matched by ${found.by === 'received' ? 'received ' : ''}` +
       `uuid ${uuidText(parentUuid)}) ${field} ${found.transid}, but the stream needs transid ${parentCtransid}: ` +
       'it is not the snapshot this stream was made against');
+  }
+  if (!found.readOnly) {
+    throw new RefusedError(`parent subvolume ${printablePath(found.relPath)} (matched by ${found.by === 'received' ? 'received ' : ''}` +
+      `uuid ${uuidText(parentUuid)}) is not read-only: it may have changed since it was sent or received`);
   }
   if (found.transid === 0 && verbosity >= 2) {
     log(`parent ${printablePath(found.relPath)} records no transid; not checked`);

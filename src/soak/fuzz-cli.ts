@@ -35,7 +35,8 @@ async function main(): Promise<number> {
       const r = await fuzzReader({ corpus, seed, runs, firstRun, log });
       failures.push(...r.failures);
       console.log(`reader: ${r.runs} mutants, ${r.ok} read to the end, ${r.streamErrors} StreamErrors, ${r.failures.length} failures, ` +
-        `largest single allocation ${(r.maxAlloc / 1048576).toFixed(2)} MiB, max RSS ${r.maxRssMiB} MiB, ${(r.ms / 1000).toFixed(1)} s`);
+        `largest single allocation ${(r.maxAlloc / 1048576).toFixed(2)} MiB, max RSS ${r.maxRssMiB} MiB, ` +
+        `chunking-invariance checked on all, decode→encode→decode on ${r.roundTripped} (writer refused ${r.writerRefused}), ${(r.ms / 1000).toFixed(1)} s`);
     }
     if (level !== 'reader') {
       const r = fuzzReceive({ fs: scratch, corpus, seed, runs: receiveRuns, firstRun, receiver, log });

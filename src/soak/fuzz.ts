@@ -62,6 +62,8 @@ export interface ReaderFuzzReport {
   maxRssMiB: number;
   /** Decoded commands the writer refused to re-encode (v2-only commands in v1 streams and the like). */
   writerRefused: number;
+  /** Mutants on which decode→encode→decode was checked. */
+  roundTripped: number;
   ms: number;
 }
 
@@ -79,7 +81,7 @@ export async function fuzzReader(opts: {
   const hangMs = opts.hangMs ?? 10_000;
   const first = opts.firstRun ?? 0;
   const end = first + opts.runs;
-  const report: ReaderFuzzReport = { runs: 0, ok: 0, streamErrors: 0, failures: [], maxAlloc: 0, maxRssMiB: 0, writerRefused: 0, ms: 0 };
+  const report: ReaderFuzzReport = { runs: 0, ok: 0, streamErrors: 0, failures: [], maxAlloc: 0, maxRssMiB: 0, writerRefused: 0, roundTripped: 0, ms: 0 };
   // The largest buffer the reader may need: one command frame plus its input window.
   const allocLimit = 16 * 1024 * 1024 + 2 * 1024 * 1024;
   let next = first;
@@ -112,6 +114,7 @@ export async function fuzzReader(opts: {
         next = m.run + 1;
         let failure: string | undefined;
         report.writerRefused += m.writerRefused;
+        if (m.roundTripped) report.roundTripped++;
         if (m.outcome === 'bad-error') failure = `non-StreamError escaped: ${m.message}`;
         else if (m.outcome === 'chunking-differs') failure = `chunking changes the result: ${m.message}`;
         else if (m.outcome === 'roundtrip-differs') failure = `decode→encode→decode: ${m.message}`;
