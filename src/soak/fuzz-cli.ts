@@ -1,10 +1,11 @@
-// `npm run fuzz -- --runs N [--receive-runs M] [--seed S] [--first-run I] [--level reader|receive|both]
-//                  [--receiver progs]`
-// Builds a corpus of real streams on a scratch btrfs, then runs the reader-level fuzz (N mutants) and
-// the receive-level fuzz (M mutants, default N/10). Prints every failure with its (seed, run) and the
+// `npm run fuzz -- --runs N [--receive-runs M] [--dump-runs D] [--seed S] [--first-run I]
+//                  [--level reader|dump|receive|both] [--receiver progs]`
+// Builds a corpus of real streams on a scratch btrfs, then runs the reader-level fuzz (N mutants), the
+// differential parser check against `btrfs receive --dump` (D, default N/5) and the receive-level fuzz
+// (M mutants, default N/10). Prints every failure with its (seed, run) and the
 // replay command; exits 1 if any run failed.
 import { makeLoopFs } from './loopfs.js';
-import { fuzzReader, fuzzReceive, makeCorpus, type FuzzFailure } from './fuzz.js';
+import { fuzzDumpDiff, fuzzReader, fuzzReceive, makeCorpus, type FuzzFailure } from './fuzz.js';
 
 function parse(argv: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -23,6 +24,7 @@ async function main(): Promise<number> {
   const runs = Number(args.runs ?? 1000);
   const receiveRuns = Number(args['receive-runs'] ?? Math.ceil(runs / 10));
   const firstRun = Number(args['first-run'] ?? 0);
+  const dumpRuns = Number(args['dump-runs'] ?? Math.ceil(runs / 5));
   const level = args.level ?? 'both';
   const receiver = args.receiver === 'progs' ? 'progs' : 'btrfs-ts';
   const log = (l: string): void => console.log(l);
@@ -31,14 +33,21 @@ async function main(): Promise<number> {
   try {
     const corpus = makeCorpus(scratch.mnt, seed);
     console.log(`fuzz seed ${seed}: corpus of ${corpus.length} streams (${corpus.map((b) => b.length).join(', ')} bytes)`);
-    if (level !== 'receive') {
+    if (level === 'both' || level === 'reader') {
       const r = await fuzzReader({ corpus, seed, runs, firstRun, log });
       failures.push(...r.failures);
       console.log(`reader: ${r.runs} mutants, ${r.ok} read to the end, ${r.streamErrors} StreamErrors, ${r.failures.length} failures, ` +
         `largest single allocation ${(r.maxAlloc / 1048576).toFixed(2)} MiB, max RSS ${r.maxRssMiB} MiB, ` +
         `chunking-invariance checked on all, decode→encode→decode on ${r.roundTripped} (writer refused ${r.writerRefused}), ${(r.ms / 1000).toFixed(1)} s`);
     }
-    if (level !== 'reader') {
+    if (level === 'both' || level === 'dump') {
+      const r = await fuzzDumpDiff({ corpus, seed, runs: dumpRuns, firstRun, dir: scratch.dir, log });
+      failures.push(...r.failures);
+      console.log(`dump differential (progs --dump vs our reader): ${r.runs} mutants, ${r.agreeAccept} both accept, ${r.agreeReject} both reject, ` +
+        `${[...r.stricter.values()].reduce((a, b) => a + b, 0)} only we reject, ${r.expectedLenient} only progs rejects (stream v3), ${r.failures.length} failures, ${(r.ms / 1000).toFixed(1)} s`);
+      for (const [k, n] of [...r.stricter].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`  ${String(n).padStart(5)} × only we reject: ${k}`);
+    }
+    if (level === 'both' || level === 'receive') {
       const r = fuzzReceive({ fs: scratch, corpus, seed, runs: receiveRuns, firstRun, receiver, log });
       failures.push(...r.failures);
       console.log(`receive (${receiver}): ${r.runs} mutants, ${r.succeeded} received, ${r.cleanErrors} clean errors, ` +
@@ -52,7 +61,7 @@ async function main(): Promise<number> {
   for (const f of failures.slice(0, 20)) {
     console.log(`FAILED seed ${f.seed} run ${f.run} (${f.kind}): ${f.message}`);
     console.log(`  mutations: ${f.ops.join('; ')}`);
-    console.log(`  replay: npm run fuzz -- --seed ${f.seed} --first-run ${f.run} --runs 1 --receive-runs 1${f.input ? `   (input saved: ${f.input})` : ''}`);
+    console.log(`  replay: npm run fuzz -- --seed ${f.seed} --first-run ${f.run} --runs 1 --dump-runs 1 --receive-runs 1${f.input ? `   (input saved: ${f.input})` : ''}`);
   }
   console.log(`fuzz summary: ${failures.length} failure(s)`);
   return failures.length ? 1 : 0;

@@ -269,3 +269,58 @@ export function cleanDests(mnt: string): void {
   // Empty `dests` but keep it: recreating it would change the mount root (checked as "outside").
   for (const d of fs.readdirSync(dests)) fs.rmSync(join(dests, d), { recursive: true, force: true });
 }
+
+export interface DumpDiffReport {
+  runs: number;
+  agreeAccept: number;
+  agreeReject: number;
+  /** We reject, progs accepts: we are stricter (by design); counted by our error's first words. */
+  stricter: Map<string, number>;
+  /** progs rejects, we accept, for a reason that is expected (stream version 3, which progs 6.2 lacks). */
+  expectedLenient: number;
+  failures: FuzzFailure[];
+  ms: number;
+}
+
+/**
+ * Differential parser check against `btrfs receive --dump` (progs 6.2): whatever progs rejects, our
+ * reader must reject too (it is stricter by design, never more lenient), except stream version 3.
+ */
+export async function fuzzDumpDiff(opts: { corpus: Buffer[]; seed: number; runs: number; firstRun?: number; dir: string; log?: (l: string) => void }): Promise<DumpDiffReport> {
+  const t0 = Date.now();
+  const { readStream } = await import('../stream/reader.js');
+  const report: DumpDiffReport = { runs: 0, agreeAccept: 0, agreeReject: 0, stricter: new Map(), expectedLenient: 0, failures: [], ms: 0 };
+  const file = join(opts.dir, 'dump-mutant.stream');
+  const first = opts.firstRun ?? 0;
+  for (let run = first; run < first + opts.runs; run++) {
+    const mutant = mutateStream(opts.corpus, runRng(opts.seed, run).fork());
+    fs.writeFileSync(file, mutant.bytes);
+    const progs = spawnSync('btrfs', ['receive', '--dump', '-f', file], { timeout: 20_000, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    let ours: string | undefined;
+    try {
+      const bytes = mutant.bytes;
+      const source = (async function* (): AsyncGenerator<Uint8Array> { if (bytes.length) yield bytes; })();
+      for await (const rec of readStream(source, { stopAtFirstEnd: true })) void rec;
+    } catch (err) {
+      ours = (err as Error).message;
+    }
+    report.runs++;
+    const progsOk = progs.status === 0;
+    if (progsOk && ours === undefined) report.agreeAccept++;
+    else if (!progsOk && ours !== undefined) report.agreeReject++;
+    else if (progsOk) {
+      const kind = ours!.replace(/\d+/g, 'N').replace(/\(.*?\)/g, '').split(':').slice(0, 2).join(':').slice(0, 60);
+      report.stricter.set(kind, (report.stricter.get(kind) ?? 0) + 1);
+    } else if (mutant.bytes.length >= 17 && mutant.bytes.readUInt32LE(13) === 3) {
+      report.expectedLenient++;
+    } else {
+      const saved = `/tmp/btrfs-ts-fuzz-dump-${opts.seed}-${run}.stream`;
+      fs.writeFileSync(saved, mutant.bytes);
+      const why = (progs.stderr ?? '').split('\n').find((l) => /ERROR|error/.test(l)) ?? `status ${progs.status}`;
+      report.failures.push({ seed: opts.seed, run, kind: 'more-lenient-than-progs', message: `progs rejects (${why.trim()}), our reader accepts`, ops: mutant.ops, input: saved });
+      opts.log?.(`  FAIL dump seed ${opts.seed} run ${run}: progs rejects (${why.trim()}), we accept [${mutant.ops.join('; ')}]`);
+    }
+  }
+  report.ms = Date.now() - t0;
+  return report;
+}
