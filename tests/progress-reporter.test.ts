@@ -120,10 +120,19 @@ describe('createProgress', () => {
     const p = createProgress({ stream, enabled: true, now: () => t, tickMs: false });
     t = 1000;
     p.update(MiB);
+    t = 1050;
+    p.log('first');
+    expect(screen(out)).toEqual(['first']); // drawn 50 ms ago: the next update or tick redraws it
+    t = 1100;
     p.log('At subvol snap1');
-    expect(screen(out)).toEqual(['At subvol snap1', '1.0 MiB  1.0 MiB/s  elapsed 0:01']);
+    expect(screen(out)).toEqual(['first', 'At subvol snap1']); // nothing was shown: nothing to redraw yet
+    p.update(MiB);
+    expect(screen(out)).toEqual(['first', 'At subvol snap1', '1.0 MiB  930.9 KiB/s  elapsed 0:01']);
+    t = 1300;
+    p.log('second');
+    expect(screen(out)).toEqual(['first', 'At subvol snap1', 'second', '1.0 MiB  787.7 KiB/s  elapsed 0:01']);
     p.abort();
-    expect(screen(out)).toEqual(['At subvol snap1']);
+    expect(screen(out)).toEqual(['first', 'At subvol snap1', 'second']);
   });
 
   it('writes plain lines, no escapes, at most once a second when stderr is not a terminal', () => {

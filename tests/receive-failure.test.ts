@@ -142,6 +142,25 @@ describe.skipIf(!ok)('receive failures', () => {
     expect(existsSync(join(dest2, 'one'))).toBe(false);
   });
 
+  it('messages: -q prints nothing, default "At subvol", -v adds details and data lines like progs', async () => {
+    const u = randomBytes(16);
+    const stream = (name: string): Buffer => buildStream(1, [{ cmd: 'subvol', path: B(name), uuid: u, ctransid: 42 }, ...file('f', 257, 'x')]);
+    const dest = newDest();
+    expect((await ourReceive(bytes(stream('q')), dest, { verbosity: 0 })).log).toEqual([]);
+    const { log } = await ourReceive(bytes(stream('v')), dest, { verbosity: 2 });
+    const hex = u.toString('hex');
+    const text = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    expect(log).toEqual([
+      'At subvol v',
+      `receiving subvol v uuid=${text}, stransid=42`,
+      'write f - offset=0 length=1',
+      `BTRFS_IOC_SET_RECEIVED_SUBVOL uuid=${text}, stransid=42`,
+    ]);
+    const vv = await ourReceive(bytes(stream('vv')), dest, { verbosity: 3 });
+    expect(vv.log).toContain('mkfile f');
+    expect(vv.log).toContain('chmod f - mode=0644');
+  });
+
   it('an error in one subvolume (-E 0) does not stop the next one from being finalized', async () => {
     const dest = newDest();
     const stream = buildStream(1, [

@@ -116,6 +116,25 @@ describe.skipIf(!ok)('hostile streams cannot leave DEST', () => {
     ], /command #4 \(rename\).*ELOOP/);
   });
 
+  it('a directory replaced by a symlink after use (rmdir, or rename away) is not followed', async () => {
+    await attack([
+      { cmd: 'mkdir', path: B('d'), ino: 257 },
+      { cmd: 'mkfile', path: B('d/x'), ino: 258 },
+      { cmd: 'unlink', path: B('d/x') },
+      { cmd: 'rmdir', path: B('d') },
+      { cmd: 'symlink', path: B('d'), ino: 259, target: B(canary) },
+      { cmd: 'mkfile', path: B('d/pwned'), ino: 260 },
+    ], /command #7 \(mkfile\) s\/d\/pwned .*ELOOP/);
+    dest = join(fs.mnt, `dest${++n}`); mkdirSync(dest); topBefore = readdirSync(fs.mnt).sort();
+    await attack([
+      { cmd: 'mkdir', path: B('d'), ino: 257 },
+      { cmd: 'mkfile', path: B('d/secret'), ino: 258 },
+      { cmd: 'rename', path: B('d'), to: B('e') },
+      { cmd: 'symlink', path: B('d'), ino: 259, target: B(canary) },
+      { cmd: 'write', path: B('d/secret'), offset: 0, data: B('pwned') },
+    ], /command #6 \(write\) s\/d\/secret .*ELOOP/);
+  });
+
   it('rename out of DEST', async () => {
     await attack([
       { cmd: 'mkfile', path: B('f'), ino: 257 },

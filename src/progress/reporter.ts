@@ -75,7 +75,8 @@ export function createProgress(options: ProgressOptions): Progress {
   let total = options.total;
   let estimate = options.totalIsEstimate ?? false;
   let bytes = 0;
-  let path = '';
+  // Kept raw: converting it for display costs, and most updates are not drawn.
+  let rawPath: Buffer | string = '';
   let lastDraw = -Infinity;
   let shown = false; // a progress line is on screen (tty) and must be erased before other output
   let done = false;
@@ -120,6 +121,7 @@ export function createProgress(options: ProgressOptions): Progress {
       parts.push(`ETA ${eta}`);
     }
     let text = parts.join('  ');
+    const path = rawPath.length === 0 ? '' : displayPath(rawPath);
     if (path !== '' && !final) {
       const columns = tty ? (stream.columns ?? 80) : 0;
       // Leave the last column free: writing into it makes some terminals wrap.
@@ -162,7 +164,7 @@ export function createProgress(options: ProgressOptions): Progress {
     update(n, currentPath) {
       if (done) return;
       bytes = n;
-      if (currentPath !== undefined) path = displayPath(currentPath);
+      if (currentPath !== undefined) rawPath = currentPath;
       const t = now();
       const last = samples[samples.length - 1]!;
       // One sample per 100 ms is plenty for the rate window.
@@ -177,7 +179,9 @@ export function createProgress(options: ProgressOptions): Progress {
       const wasShown = shown;
       erase();
       stream.write(msg + '\n');
-      if (wasShown && !done) draw(now());
+      // Redraw under the message, but no more often than usual (with -vv every command logs a line).
+      const t = now();
+      if (wasShown && !done && t - lastDraw >= interval) draw(t);
     },
     finish(summary) {
       if (done) return;

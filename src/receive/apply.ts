@@ -24,6 +24,7 @@ const S_IFMT = 0o170000;
 const S_IFIFO = 0o010000;
 const S_IFSOCK = 0o140000;
 const S_IFLNK = 0o120000;
+const S_IFDIR = 0o040000;
 const SETID = 0o6000;
 /** FILEATTRs are applied at finalization through an fd kept per inode; this bounds the fds held. */
 const MAX_PENDING_FILEATTRS = 16384;
@@ -84,18 +85,7 @@ export class SubvolReceiver {
       case 'mkdir': return this.atParent(cmd.path, (p) => mkdirat(p.dirfd, p.name, 0o700));
       case 'mknod': case 'mkfifo': case 'mksock': return this.mknod(cmd);
       case 'symlink': return this.atParent(cmd.path, (p) => symlinkat(cmd.target, p.dirfd, p.name));
-      case 'rename': {
-        this.writes.drop();
-        this.resolver.invalidate();
-        for (const r of this.cloneRoots.values()) r.resolver.invalidate();
-        try {
-          return this.atParent(cmd.path, (from) => this.atParent(cmd.to, (to) => {
-            renameat(from.dirfd, from.name, to.dirfd, to.name);
-          }, 'rename destination'), 'rename source');
-        } finally {
-          this.resolver.invalidate(); // the lookups above may have cached a directory this moved
-        }
-      }
+      case 'rename': return this.rename(cmd.path, cmd.to);
       case 'link': return this.atParent(cmd.target, (existing) => this.atParent(cmd.path, (created) => {
         linkat(existing.dirfd, existing.name, created.dirfd, created.name, 0);
       }), 'link target');
@@ -105,9 +95,11 @@ export class SubvolReceiver {
       }
       case 'rmdir': {
         this.writes.drop();
-        this.resolver.invalidate();
-        for (const r of this.cloneRoots.values()) r.resolver.invalidate();
-        return this.atParent(cmd.path, (p) => unlinkat(p.dirfd, p.name, FsConst.AT_REMOVEDIR));
+        try {
+          return this.atParent(cmd.path, (p) => unlinkat(p.dirfd, p.name, FsConst.AT_REMOVEDIR));
+        } finally {
+          this.invalidateDirs();
+        }
       }
       case 'set_xattr': return this.onInode(cmd.path,
         (fd) => fsetxattr(fd, cmd.name, cmd.value, 0, cmd.path),
@@ -155,6 +147,30 @@ export class SubvolReceiver {
       case 'subvol': case 'snapshot': case 'end':
         throw new Error(`internal: ${cmd.cmd} reached the command applier`);
     }
+  }
+
+  /**
+   * RENAME. Moving a directory changes what cached directory paths name, so the caches are dropped
+   * after it; moving anything else cannot (only a directory can replace a directory), so only the
+   * write fd of the two names involved is dropped — this keeps full sends, where every inode is
+   * renamed from its orphan name, off the slow path.
+   */
+  private rename(path: Buffer, to: Buffer): void {
+    let movedDir = true;
+    try {
+      this.atParent(path, (from) => this.atParent(to, (dst) => {
+        try { movedDir = (lstatModeAt(from.dirfd, from.name) & S_IFMT) === S_IFDIR; } catch { /* renameat reports it */ }
+        if (movedDir || this.writes.isFor(path) || this.writes.isFor(to)) this.writes.drop();
+        renameat(from.dirfd, from.name, dst.dirfd, dst.name);
+      }, 'rename destination'), 'rename source');
+    } finally {
+      if (movedDir) this.invalidateDirs();
+    }
+  }
+
+  private invalidateDirs(): void {
+    this.resolver.invalidate();
+    for (const r of this.cloneRoots.values()) r.resolver.invalidate();
   }
 
   /** Run `fn` with the parent dir of `path`; the root itself is refused (it cannot be created/moved). */

@@ -54,7 +54,8 @@ const DIR_CACHE_SIZE = 64;
 export class PathResolver {
   /**
    * Parent directories already resolved (safely), by path. A directory's path can only start naming a
-   * different inode through RENAME or RMDIR, so the owner calls invalidate() before each of those.
+   * different inode through a RENAME of a directory or an RMDIR, so the owner calls invalidate() after
+   * each of those.
    * (SYMLINK, MKDIR, MKFILE and LINK cannot replace an existing directory entry.)
    */
   private readonly dirs = new Map<string, number>();

@@ -143,17 +143,18 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
     const shownName = printablePath(cmd.path);
     const absPath = join(dest.destPath, cmd.path.toString());
     let rootFd: number;
+    // Message order as progs: "At ..." first, then the -v details, then the ioctls.
     if (cmd.cmd === 'subvol') {
+      if (verbosity >= 1) log(`At subvol ${shownName}`);
       if (verbosity >= 2) log(`receiving subvol ${shownName} uuid=${uuidText(cmd.uuid)}, stransid=${cmd.ctransid}`);
       rootFd = createSubvol(dest, cmd.path);
-      if (verbosity >= 1) log(`At subvol ${shownName}`);
     } else {
+      if (verbosity >= 1) log(`At snapshot ${shownName}`);
       if (verbosity >= 2) {
         log(`receiving snapshot ${shownName} uuid=${uuidText(cmd.uuid)}, ctransid=${cmd.ctransid} ` +
           `parent_uuid=${uuidText(cmd.cloneUuid)}, parent_ctransid=${cmd.cloneCtransid}`);
       }
       rootFd = createSnapshot(dest, cmd.path, cmd.cloneUuid, cmd.cloneCtransid, log, verbosity);
-      if (verbosity >= 1) log(`At snapshot ${shownName}`);
     }
     partial.push({ name: cmd.path, absPath });
     current = new SubvolReceiver(cmd.path, absPath, cmd.uuid, cmd.ctransid, rootFd, dest, applyOpts);
@@ -196,7 +197,10 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
       const cmd = rec.command;
       options.onProgress?.(rec.offset, commandPath(cmd));
       if (cmd.cmd === 'end') summary.streamBytes = rec.offset + 10; // END is a bare 10-byte header
-      if (verbosity >= 3 && current) log(describe(cmd, (p) => current!.shown(p)));
+      // -v: data commands, -vv: every command (paths relative to the subvolume, as progs prints them).
+      if (verbosity >= 2 && current && (verbosity >= 3 || cmd.cmd === 'write' || cmd.cmd === 'clone')) {
+        log(describe(cmd, printablePath));
+      }
       try {
         if (cmd.cmd === 'subvol' || cmd.cmd === 'snapshot') startSubvol(cmd);
         else if (cmd.cmd === 'end') closeCurrent();

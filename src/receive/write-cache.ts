@@ -1,7 +1,8 @@
 // The one cached O_RDWR fd for data commands (WRITE, CLONE destination, TRUNCATE, FALLOCATE,
 // ENCODED_WRITE): consecutive commands on the same path reuse it. Unlike progs (which keys by the path
-// string forever), any namespace change (RENAME, UNLINK, RMDIR) drops it, so a later command never
-// writes to a stale or unlinked inode that the path no longer names.
+// string forever), a namespace change that may affect its path (UNLINK, RMDIR, a RENAME of a directory
+// or from/to that very path) drops it, so a later command never writes to a stale or unlinked inode
+// that the path no longer names.
 import { close, FsConst } from '../sys/fs.js';
 import type { PathResolver } from './path-resolver.js';
 
@@ -18,6 +19,11 @@ export class WriteCache {
     this.fd = this.resolver.openForIo(path, FsConst.O_RDWR);
     this.path = path;
     return this.fd;
+  }
+
+  /** Whether the cached fd was opened for `path`. */
+  isFor(path: Buffer): boolean {
+    return this.fd >= 0 && this.path !== undefined && this.path.equals(path);
   }
 
   /** Close the cached fd (namespace change, end of subvolume, before ENABLE_VERITY). */

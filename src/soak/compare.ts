@@ -119,9 +119,15 @@ export interface Difference {
   b: string;
 }
 
-/** A raw latin1 path as JSON-ish printable text ('' → '.'). */
+/** A raw latin1 path as printable text: bytes outside printable ASCII (and '\\') become \\xHH; '' → '.'. */
 export function showPath(rel: string): string {
-  return rel === '' ? '.' : JSON.stringify(rel).slice(1, -1);
+  if (rel === '') return '.';
+  let out = '';
+  for (let i = 0; i < rel.length; i++) {
+    const c = rel.charCodeAt(i);
+    out += c >= 0x20 && c < 0x7f && c !== 0x5c ? rel[i] : `\\x${c.toString(16).padStart(2, '0')}`;
+  }
+  return out;
 }
 
 const FIELDS: (keyof NodeInfo)[] = ['type', 'mode', 'uid', 'gid', 'size', 'sha256', 'target', 'rdev', 'nlink', 'links',

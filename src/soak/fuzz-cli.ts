@@ -44,7 +44,7 @@ async function main(): Promise<number> {
       const r = await fuzzDumpDiff({ corpus, seed, runs: dumpRuns, firstRun, dir: scratch.dir, log });
       failures.push(...r.failures);
       console.log(`dump differential (progs --dump vs our reader): ${r.runs} mutants, ${r.agreeAccept} both accept, ${r.agreeReject} both reject, ` +
-        `${[...r.stricter.values()].reduce((a, b) => a + b, 0)} only we reject, ${r.expectedLenient} only progs rejects (stream v3), ${r.failures.length} failures, ${(r.ms / 1000).toFixed(1)} s`);
+        `${[...r.stricter.values()].reduce((a, b) => a + b, 0)} only we reject, ${r.expectedLenient} only progs rejects (stream v3 or path > PATH_MAX), ${r.failures.length} failures, ${(r.ms / 1000).toFixed(1)} s`);
       for (const [k, n] of [...r.stricter].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`  ${String(n).padStart(5)} × only we reject: ${k}`);
     }
     if (level === 'both' || level === 'receive') {
@@ -59,8 +59,8 @@ async function main(): Promise<number> {
     scratch.cleanup();
   }
   for (const f of failures.slice(0, 20)) {
-    console.log(`FAILED seed ${f.seed} run ${f.run} (${f.kind}): ${f.message}`);
-    console.log(`  mutations: ${f.ops.join('; ')}`);
+    console.log(`FAILED seed ${f.seed} run ${f.run} (${f.kind}): ${f.message.slice(0, 400)}`);
+    console.log(`  mutations: ${f.ops.join('; ').slice(0, 400)}`);
     console.log(`  replay: npm run fuzz -- --seed ${f.seed} --first-run ${f.run} --runs 1 --dump-runs 1 --receive-runs 1${f.input ? `   (input saved: ${f.input})` : ''}`);
   }
   console.log(`fuzz summary: ${failures.length} failure(s)`);

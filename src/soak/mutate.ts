@@ -113,14 +113,14 @@ function editTlvs(c: RawCommand, version: number, rng: Rng, ctx: MutateContext, 
 }
 
 /** A hostile sequence inserted after the first command (which creates the subvolume). */
-function hostileSequence(s: RawStream, rng: Rng, ctx: MutateContext, ops: string[]): RawCommand[] {
+function hostileSequence(s: RawStream, rng: Rng, ctx: MutateContext, ops: string[], forceHostile?: number): RawCommand[] {
   const v = s.version;
   const up = '../'.repeat(ctx.escapeDepth ?? 3);
   const canary = ctx.canary ?? '/nonexistent-canary';
   const data = Buffer.from('pwned by a hostile stream\n');
   const mode = (m: number): Buffer => u64(m);
   const uuid = s.commands[0] ? splitTlvs(s.commands[0].body, v).find((t) => t.type === A.UUID)?.value ?? Buffer.alloc(16) : Buffer.alloc(16);
-  const which = rng.int(8);
+  const which = forceHostile ?? rng.int(8);
   ops.push(`hostile sequence #${which}`);
   const B = (cmd: number, attrs: [number, Buffer | string][]): RawCommand => buildCommand(cmd, attrs, v);
   switch (which) {
@@ -288,4 +288,12 @@ export function mutateStream(corpus: Buffer[], rng: Rng, ctx: MutateContext = {}
   let bytes = joinStream(s);
   for (const f of post) bytes = f(Buffer.from(bytes));
   return { bytes, ops };
+}
+
+/** A real stream with hostile sequence #`which` (0-7) inserted after its first command (CRCs fixed). */
+export function hostileMutant(stream: Buffer, which: number, ctx: MutateContext): Mutant {
+  const s = splitStream(stream);
+  const ops: string[] = [];
+  s.commands.splice(Math.min(1, s.commands.length), 0, ...hostileSequence(s, new Rng(which), ctx, ops, which));
+  return { bytes: joinStream(s), ops };
 }

@@ -190,7 +190,11 @@ export async function soakSeed(opts: SoakOptions): Promise<SoakResult> {
         // Against the source snapshot itself (guards against a bug shared by both receivers).
         const sdiffs = diffTrees(a, s).filter((d) => !known(d));
         if (sdiffs.length) {
-          problem(`${label}: ${sdiffs.length} difference(s) from the source; first: ${formatDifference(sdiffs[0]!, [ours, 'source'])}`);
+          // Same value in progs' tree: both receivers were told the same thing (look at the sender).
+          const d0 = sdiffs[0]!;
+          const shared = String(b.get(d0.rawPath)?.[d0.field as keyof NodeInfo]) === String(a.get(d0.rawPath)?.[d0.field as keyof NodeInfo]);
+          problem(`${label}: ${sdiffs.length} difference(s) from the source; first: ${formatDifference(d0, [ours, 'source'])}` +
+            (shared ? ' [progs has the same difference: likely the stream/kernel]' : ''));
         }
         // Inode flags only against the source (progs ignores FILEATTR). The kernel sends FILEATTR only
         // for inodes that existed in the parent and whose flags changed, so only those paths must
