@@ -7,6 +7,6 @@ export default defineConfig({
     hookTimeout: 180_000,
     // Tests that mount loop devices share the machine's loop driver: run files one at a time.
     fileParallelism: false,
-    reporters: ['default'],
+    reporters: ['default', './tests/helpers/summary-reporter.ts'],
   },
 });

@@ -78,6 +78,7 @@ describe.skipIf(!ok)('helpful errors', () => {
     const r = cli(['receive', '-f', incr, dst.mnt]);
     expect(r.status).toBe(1);
     expect(r.err).toEqual([
+      'At snapshot s2', // printed before the parent is looked up, as btrfs-progs does
       `ERROR: receive failed at command #1 (snapshot) s2 (stream byte 17): cannot find parent subvolume ${uuidText(c.cloneUuid)}; ` +
       `looked for it (ctransid ${c.cloneCtransid}) among the received UUIDs and the subvolume UUIDs of the whole ` +
       `filesystem mounted at ${dst.mnt}; receive that parent snapshot here first, or make the stream with a -p ` +

@@ -129,6 +129,15 @@ describe.skipIf(!ok)('receive faults', () => {
     }
   });
 
+  it('EOF with -E 0 (never stop on errors) is still fatal: exit 1, no endless retry', async () => {
+    const bytes = fs.readFileSync(full);
+    const cut = commandOffsets(bytes)[5]!.offset + 5;
+    const dest = freshDest('cut-E0');
+    const r = await btrfsTs(['receive', '-E', '0', dest], { input: full, limit: cut, timeoutMs: 60_000 });
+    expectCleanFailure(r, /end of stream/i);
+    expect(finalizedSubvols(dst.mnt, (p) => p.includes('/cut-E0/'))).toEqual([]);
+  });
+
   it('a real sender SIGKILLed mid-stream (btrfs send | btrfs-ts receive): clean EOF error', async () => {
     const dest = freshDest('sender-killed');
     const sender = spawn('btrfs', ['send', '-q', join(src.mnt, 'snap0')], { stdio: ['ignore', 'pipe', 'ignore'] });

@@ -88,8 +88,8 @@ describe('createProgress', () => {
       t = i * 100;
       p.update(i <= 100 ? (i * MiB) / 10 : 10 * MiB + ((i - 100) * 4 * MiB) / 10);
     }
-    // 50 MiB done at t=20 s; recent rate 4 MiB/s → 12.5 s left (the average, 2.5 MiB/s, would say 20 s)
-    expect(out.at(-1)).toBe('\r\x1b[K[ 50%] 50.0 MiB / 100.0 MiB  4.0 MiB/s  elapsed 0:20  ETA 0:12');
+    // 50 MiB done at t=20 s; recent rate 4 MiB/s → 12.5 s left (shown rounded up; the average, 2.5 MiB/s, would say 20 s)
+    expect(out.at(-1)).toBe('\r\x1b[K[ 50%] 50.0 MiB / 100.0 MiB  4.0 MiB/s  elapsed 0:20  ETA 0:13');
   });
 
   it('marks an estimated total and never claims 100 % before finish', () => {
@@ -148,9 +148,9 @@ describe('createProgress', () => {
     expect(out.join('')).not.toContain('\r');
     expect(out).toEqual([
       '[  2%] 102.4 KiB / 4.0 MiB  -- B/s  elapsed 0:00  ETA --:--\n',
-      '[ 27%] 1.1 MiB / 4.0 MiB  1.0 MiB/s  elapsed 0:01  ETA 0:02\n',
-      '[ 52%] 2.1 MiB / 4.0 MiB  1.0 MiB/s  elapsed 0:02  ETA 0:01\n',
-      '[ 77%] 3.1 MiB / 4.0 MiB  1.0 MiB/s  elapsed 0:03  ETA 0:00\n',
+      '[ 27%] 1.1 MiB / 4.0 MiB  1.0 MiB/s  elapsed 0:01  ETA 0:03\n',
+      '[ 52%] 2.1 MiB / 4.0 MiB  1.0 MiB/s  elapsed 0:02  ETA 0:02\n',
+      '[ 77%] 3.1 MiB / 4.0 MiB  1.0 MiB/s  elapsed 0:03  ETA 0:01\n',
       '[100%] 4.0 MiB / 4.0 MiB  1.0 MiB/s  elapsed 0:04  ETA 0:00\n',
       'received 4.0 MiB, 40 commands in 0:04 (1.0 MiB/s); compressed extents: 7 kept compressed, 1 decompressed\n',
     ]);

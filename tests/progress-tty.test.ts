@@ -50,6 +50,8 @@ describe.skipIf(!ok)('--progress on a terminal', () => {
     // The first frame already knows the total; every frame shows it and an ETA.
     expect(drawn[0]).toMatch(new RegExp(`^\\[  0%\\] \\d+ B / ${total.replace('.', '\\.')}  -- B/s  elapsed 0:00  ETA --:--`));
     for (const f of drawn) expect(f).toMatch(new RegExp(`^\\[ *\\d+%\\] .* / ${total.replace('.', '\\.')} .* ETA (--:--|\\d+:\\d\\d)`));
+    // The ETA is rounded up: it says 0:00 only once everything is there.
+    for (const f of drawn) if (f.includes('ETA 0:00')) expect(f).toMatch(/^\[100%\]/);
     // Percentages never go back, and the last frame is 100 % with nothing left.
     const pcts = drawn.map((f) => Number(/^\[ *(\d+)%\]/.exec(f)![1]));
     expect([...pcts].sort((a, b) => a - b)).toEqual(pcts);

@@ -1,6 +1,7 @@
 // Differential soak inside `npm test`: a few seeds of random trees, mutated three times, each step sent
 // by btrfs send (v1 and v2 --compressed-data, zstd/zlib/lzo sources) and received by btrfs-ts (CLI)
-// and by btrfs-progs; the results must be identical (and identical to the source snapshot).
+// and by btrfs-progs; the results must be identical (and identical to the source snapshot). Each step
+// is also sent by btrfs-ts send, whose stream must be byte-identical to btrfs send's.
 // More seeds: `npm run soak -- --seeds N`; replay one: `npm run soak -- --seed S`.
 import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { snapshotTree, diffTrees as helperDiff } from './helpers/compare-trees.j
 import { soakSeed, BTRFS_TS } from '../src/soak/soak.js';
 
 const ok = requireBtrfs();
-const SEEDS = [101, 102, 103, 104];
+const SEEDS = [101, 102, 103, 104, 105, 106];
 
 describe.skipIf(!ok)('differential soak: btrfs-ts receive vs btrfs-progs receive', () => {
   it('the CLI is built (npm test runs tsc first)', () => {
@@ -33,6 +34,7 @@ describe.skipIf(!ok)('differential soak: btrfs-ts receive vs btrfs-progs receive
       if (r.progsNotes.length) console.log(`seed ${seed}: progs diverges from the source, btrfs-ts does not:\n  ${r.progsNotes.slice(0, 3).join('\n  ')}`);
       expect(r.problems[0] ?? 'no problem').toBe('no problem');
       expect(r.streams).toBe(8);
+      expect(r.sendsCompared).toBe(8); // btrfs-ts send gave the same bytes as btrfs send, every step
       expect(crossChecked).toBe(8);
       expect(r.compared).toBeGreaterThan(100);
     }, 170_000);

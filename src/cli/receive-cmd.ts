@@ -5,7 +5,6 @@ import { dumpStream } from '../dump/dump.js';
 import type { ByteSource } from '../stream/source.js';
 import { openSync } from 'node:fs';
 import { StreamError } from '../stream/errors.js';
-import { countingInput, inputSize, receiveProgressSummary, startProgress } from '../progress/cli.js';
 import { UsageError, describeFsError, increase, parseCount, stderrLog, verbosityOf } from './common.js';
 
 interface ReceiveCliOptions {
@@ -115,6 +114,7 @@ async function runReceive(dest: string | undefined, opts: ReceiveCliOptions): Pr
   if (opts.dump) {
     if (dest !== undefined) throw new UsageError('receive: --dump takes no DEST argument');
     // --dump shows progress only when asked: its output usually shares the terminal.
+    const { countingInput, inputSize, startProgress } = await import('../progress/cli.js');
     const dumpProgress = startProgress({ progress: opts.progress === true, quiet: opts.quiet, total: inputSize(opts.file), verb: 'read' });
     let input = inputOf(opts.file);
     if (dumpProgress.enabled && typeof input === 'number') input = countingInput(input, (n) => dumpProgress.onProgress(n));
@@ -153,6 +153,7 @@ async function runReceive(dest: string | undefined, opts: ReceiveCliOptions): Pr
   if (opts.ignoreUnknown) (options as ReceiveOptions & { skipUnknownCommands?: boolean }).skipUnknownCommands = true;
   // Loaded only here: the receive engine pulls in FFI (koffi), which --dump does not need.
   const { receive } = await import('../receive/receive.js');
+  const { inputSize, receiveProgressSummary, startProgress } = await import('../progress/cli.js');
   const progress = startProgress({ progress: opts.progress, quiet: opts.quiet, total: inputSize(opts.file), log: stderrLog });
   options.log = progress.log;
   options.onProgress = progress.onProgress;

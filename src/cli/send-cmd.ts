@@ -3,8 +3,6 @@ import { Command, Option } from 'commander';
 import { isatty } from 'node:tty';
 import type { SendOptions } from '../send/send.js';
 import { UsageError, collect, increase, parseCount, stderrLog, verbosityOf } from './common.js';
-import { startProgress } from '../progress/cli.js';
-import { estimateSendSize } from '../progress/estimate.js';
 
 interface SendCliOptions {
   e?: boolean;
@@ -98,6 +96,8 @@ async function runSend(subvolumes: string[], opts: SendCliOptions): Promise<void
   else options.outputFd = 1;
   if (opts.proto !== undefined) options.proto = opts.proto;
   const { send } = await import('../send/send.js'); // loaded on use: keeps other commands' start-up fast
+  const { startProgress } = await import('../progress/cli.js');
+  const { estimateSendSize } = await import('../progress/estimate.js');
   const progress = startProgress({ progress: opts.progress, quiet: opts.quiet, verb: 'sent', log: stderrLog });
   if (progress.enabled && opts.estimate) progress.progress.setTotal(await estimateSendSize(options, send), true);
   options.log = progress.log;

@@ -117,7 +117,8 @@ export function createProgress(options: ProgressOptions): Progress {
       let eta: string;
       if (final || remaining === 0) eta = formatDuration(0);
       else if (r === undefined || r <= 0) eta = '--:--';
-      else eta = formatDuration(remaining / r);
+      // Rounded up: "ETA 0:00" appears only when everything is done.
+      else eta = formatDuration(Math.ceil(remaining / r));
       parts.push(`ETA ${eta}`);
     }
     let text = parts.join('  ');

@@ -199,7 +199,8 @@ function writeAt(path: Buffer, offset: number, data: Buffer): void {
   }
 }
 
-function cloneRange(src: Buffer, srcOff: number, len: number, dst: Buffer, dstOff: number): void {
+/** FICLONERANGE: share `len` bytes of `src` at `srcOff` into `dst` at `dstOff`. */
+export function cloneRange(src: Buffer, srcOff: number, len: number, dst: Buffer, dstOff: number): void {
   const s = fs.openSync(src, 'r');
   const d = fs.openSync(dst, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
   try {

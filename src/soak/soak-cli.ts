@@ -1,4 +1,5 @@
-// `npm run soak -- --seeds N [--first F] [--seed S] [--receiver progs] [--entries N] [--keep]`
+// `npm run soak -- --seeds N [--first F] [--seed S[,S2...]] [--receiver progs] [--proto 1,2] [--entries N]
+//                  [--mutations N] [--max-file BYTES] [--no-send-check] [--keep]`
 // Runs the differential soak for each seed; prints one line per seed and the replay command of every
 // failing seed; exits 1 if any seed failed. Operation logs of failing seeds go to /tmp.
 import { writeFileSync } from 'node:fs';
@@ -33,15 +34,17 @@ async function main(): Promise<number> {
   let streams = 0;
   let bytes = 0;
   let entries = 0;
+  let sendsCompared = 0;
   const t0 = Date.now();
   for (const seed of seeds) {
-    const r = await soakSeed({ seed, receiver, protocols, tree, keepOnFailure: args.keep === 'true', log: (l) => console.log(l) });
+    const r = await soakSeed({ seed, receiver, protocols, tree, checkSend: args['no-send-check'] !== 'true', keepOnFailure: args.keep === 'true', log: (l) => console.log(l) });
+    sendsCompared += r.sendsCompared;
     streams += r.streams;
     bytes += r.streamBytes;
     entries += r.compared;
     const progsNotes = r.progsNotes.length ? `, ${r.progsNotes.length} progs divergence(s) (first: ${r.progsNotes[0]})` : '';
     const flags = r.flagNotes.length ? `, ${r.flagNotes.length} flag note(s) (first: ${r.flagNotes[0]})` : '';
-    console.log(`seed ${seed}: ${r.ok ? 'OK' : 'FAILED'} — ${r.streams} streams, ${(r.streamBytes / 1048576).toFixed(1)} MiB, ${r.compared} entries compared, ${(r.ms / 1000).toFixed(1)} s${flags}${progsNotes}`);
+    console.log(`seed ${seed}: ${r.ok ? 'OK' : 'FAILED'} — ${r.streams} streams (${r.sendsCompared} identical from btrfs-ts send), ${(r.streamBytes / 1048576).toFixed(1)} MiB, ${r.compared} entries compared, ${(r.ms / 1000).toFixed(1)} s${flags}${progsNotes}`);
     if (!r.ok) {
       failed.push(seed);
       const logFile = `/tmp/btrfs-ts-soak-seed-${seed}.log`;
@@ -50,7 +53,7 @@ async function main(): Promise<number> {
       console.log(`  replay: npm run soak -- --seed ${seed}   (operation log: ${logFile})`);
     }
   }
-  console.log(`soak summary: ${seeds.length - failed.length}/${seeds.length} seeds OK, ${streams} streams, ${(bytes / 1048576).toFixed(1)} MiB, ${entries} entries compared, ${((Date.now() - t0) / 1000).toFixed(0)} s${failed.length ? `; failing seeds: ${failed.join(',')}` : ''}`);
+  console.log(`soak summary: ${seeds.length - failed.length}/${seeds.length} seeds OK, ${streams} streams (${sendsCompared} byte-identical from btrfs-ts send), ${(bytes / 1048576).toFixed(1)} MiB, ${entries} entries compared, ${((Date.now() - t0) / 1000).toFixed(0)} s${failed.length ? `; failing seeds: ${failed.join(',')}` : ''}`);
   return failed.length ? 1 : 0;
 }
 

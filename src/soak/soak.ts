@@ -11,7 +11,7 @@ import { Rng } from './prng.js';
 import { buildRandomTree, mutateRandomTree, type TreeOptions } from './random-tree.js';
 import { makeLoopFs, sh, subvolInfo, type LoopFs } from './loopfs.js';
 import { readStream } from '../stream/reader.js';
-import { collectTree, diffTrees, formatDifference, type Difference, type NodeInfo } from './compare.js';
+import { collectTree, diffTrees, formatDifference, showPath, type Difference, type NodeInfo } from './compare.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** The CLI under test; BTRFS_TS_BIN points long runs at a frozen copy of the build. */
@@ -32,6 +32,8 @@ export interface SoakOptions {
   log?: (line: string) => void;
   /** Called after each step is received by both (extra checks by the caller; throw to fail). */
   onReceived?: (paths: { ours: string; progs: string; source: string; label: string }) => void;
+  /** Also send each step with btrfs-ts send and require byte-identical streams (default true). */
+  checkSend?: boolean;
   /** Keep the images when a seed fails (for inspection). */
   keepOnFailure?: boolean;
 }
@@ -43,6 +45,8 @@ export interface SoakResult {
   problems: string[];
   streams: number;
   streamBytes: number;
+  /** Streams for which btrfs-ts send produced the same bytes as btrfs send. */
+  sendsCompared: number;
   compared: number;
   /** Inode-flag differences against the source (progs ignores FILEATTR, so these are reported apart). */
   flagNotes: string[];
@@ -91,7 +95,7 @@ export async function soakSeed(opts: SoakOptions): Promise<SoakResult> {
   const log = opts.log ?? (() => {});
   const rng = new Rng(seed);
   const compress = COMPRESSORS[seed % 3]!;
-  const result: SoakResult = { seed, ok: true, problems: [], streams: 0, streamBytes: 0, compared: 0, flagNotes: [], knownNotes: [], progsNotes: [], opsLog: [], ms: 0 };
+  const result: SoakResult = { seed, ok: true, problems: [], streams: 0, streamBytes: 0, sendsCompared: 0, compared: 0, flagNotes: [], knownNotes: [], progsNotes: [], opsLog: [], ms: 0 };
   const problem = (text: string): void => {
     result.ok = false;
     result.problems.push(`seed ${seed}: ${text}`);
@@ -127,6 +131,15 @@ export async function soakSeed(opts: SoakOptions): Promise<SoakResult> {
         const sendArgs = ['send', '-q', '--proto', String(proto), ...(proto === 2 ? ['--compressed-data'] : []),
           ...(k > 0 ? ['-p', join(src.mnt, snaps[k - 1]!)] : []), '-f', streamFile, join(src.mnt, snap)];
         sh('btrfs', sendArgs);
+        // Sender differential: btrfs-ts send must produce the very same bytes (the kernel makes them).
+        if (opts.checkSend !== false && ours === 'btrfs-ts') {
+          const oursFile = `${streamFile}.btrfs-ts`;
+          const r = spawnSync(process.execPath, [BTRFS_TS, ...sendArgs.map((a) => (a === streamFile ? oursFile : a))], { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' });
+          if (r.status !== 0) problem(`v${proto} send ${snap}: btrfs-ts send failed (${(r.stderr ?? '').trim().split('\n').pop()})`);
+          else if (!fs.readFileSync(oursFile).equals(fs.readFileSync(streamFile))) problem(`v${proto} send ${snap}: btrfs-ts send's stream differs from btrfs send's`);
+          else result.sendsCompared++;
+          fs.rmSync(oursFile, { force: true });
+        }
         result.streams++;
         result.streamBytes += fs.statSync(streamFile).size;
         const label = `v${proto} ${k === 0 ? 'full' : 'incremental'} ${snap}`;
@@ -202,7 +215,7 @@ export async function soakSeed(opts: SoakOptions): Promise<SoakResult> {
         for (const [rel, n] of a) {
           const f = s.get(rel)?.flags;
           if (f === undefined || n.flags === undefined || (f & FLAG_MASK) === (n.flags & FLAG_MASK)) continue;
-          const text = `${label}: ${JSON.stringify(rel)} flags ${ours} 0x${n.flags.toString(16)} source 0x${f.toString(16)}`;
+          const text = `${label}: ${showPath(rel)} flags ${ours} 0x${n.flags.toString(16)} source 0x${f.toString(16)}`;
           if (carried.has(rel) && ours === 'btrfs-ts') problem(`FILEATTR not applied: ${text}`);
           else result.flagNotes.push(text);
         }
