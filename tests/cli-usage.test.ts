@@ -65,8 +65,8 @@ describe('btrfs-ts CLI: usage errors exit 1 with one ERROR line', () => {
   it('--json without --dump', () => expectUsageError(['receive', '--json', '/tmp'], /--json works only with --dump/));
   it('-E with a non-number', () => expectUsageError(['receive', '-E', 'many', '/tmp'], /max-errors.*'many' is invalid/));
   it('send without a subvolume', () => expectUsageError(['send'], /missing required argument 'SUBVOL'/));
-  it('send --proto 9', () => expectUsageError(['send', '--proto', '9', '-f', '/dev/null', '/tmp'], /unsupported protocol version 9/));
-  it('send --compressed-data --proto 1', () => expectUsageError(['send', '--compressed-data', '--proto', '1', '-f', '/dev/null', '/tmp'], /needs protocol version 2/));
+  it('send -p twice (progs: only one parent)', () => expectUsageError(['send', '-p', '/a', '-p', '/b', '-f', '/dev/null', '/tmp'], /^ERROR: you cannot have more than one parent \(-p\)$/));
+  it('send -i (progs: removed option)', () => expectUsageError(['send', '-i', '/a', '-f', '/dev/null', '/tmp'], /^ERROR: option -i was removed, use -c instead$/));
   it('missing option argument', () => expectUsageError(['receive', '--dump', '-f'], /argument missing/));
 
   it('no arguments at all: help on stderr, exit 1', () => {

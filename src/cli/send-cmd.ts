@@ -6,8 +6,9 @@ import { UsageError, collect, increase, parseCount, stderrLog, verbosityOf } fro
 
 interface SendCliOptions {
   e?: boolean;
-  parent?: string;
+  parent: string[];
   cloneSrc: string[];
+  i?: string;
   file?: string;
   data: boolean;
   proto?: number;
@@ -58,8 +59,9 @@ export function sendCommand(): Command {
     .description(DESCRIPTION)
     .argument('<SUBVOL...>', 'read-only subvolumes to send, in this order')
     .option('-e', 'with several subvolumes: write them as one stream (one header, one END after the last) instead of one complete stream each')
-    .option('-p, --parent <PARENT>', 'send only the differences from PARENT, a read-only subvolume the receiver already has')
+    .option('-p, --parent <PARENT>', 'send only the differences from PARENT, a read-only subvolume the receiver already has', collect, [])
     .option('-c, --clone-src <CLONE_SRC>', 'a read-only subvolume present on both sides whose extents may be shared (repeatable)', collect, [])
+    .addOption(new Option('-i <CLONE_SRC>', 'removed long ago; use -c').hideHelp())
     .option('-f, --file <OUTFILE>', 'write the stream to OUTFILE (created or truncated) instead of standard output')
     .option('--no-data', 'send metadata only (NO_FILE_DATA mode): writes become "update_extent" records; the stream cannot rebuild files but shows what changed')
     .addOption(new Option('--proto <N>', 'protocol version: 1, 2, 3, or 0 for the highest the kernel supports; default 1, or 2 with --compressed-data')
@@ -77,8 +79,10 @@ export function sendCommand(): Command {
 }
 
 async function runSend(subvolumes: string[], opts: SendCliOptions): Promise<void> {
-  if (opts.proto !== undefined && opts.proto > 3) throw new UsageError(`send: unsupported protocol version ${opts.proto} (1, 2, 3, or 0 for the kernel's highest)`);
-  if (opts.compressedData && opts.proto === 1) throw new UsageError('send: --compressed-data needs protocol version 2 or later, not --proto 1');
+  // As progs: a too-high --proto goes to the kernel (which answers EPROTO), and send() itself refuses
+  // --compressed-data with --proto 1 in progs' words; only what progs refuses before parsing is here.
+  if (opts.i !== undefined) throw new UsageError('option -i was removed, use -c instead');
+  if (opts.parent.length > 1) throw new UsageError('you cannot have more than one parent (-p)');
   if (opts.file === undefined && isatty(1)) {
     throw new UsageError('not dumping send stream into a terminal, redirect it into a file');
   }
@@ -91,7 +95,7 @@ async function runSend(subvolumes: string[], opts: SendCliOptions): Promise<void
     verbosity: verbosityOf(opts),
     log: stderrLog,
   };
-  if (opts.parent !== undefined) options.parent = opts.parent;
+  if (opts.parent.length === 1) options.parent = opts.parent[0];
   if (opts.file !== undefined) options.outFile = opts.file;
   else options.outputFd = 1;
   if (opts.proto !== undefined) options.proto = opts.proto;
