@@ -44,6 +44,8 @@ describe.skipIf(!ok)('mutation fuzzing', () => {
     expect(r.ok).toBeGreaterThan(100);
     expect(r.streamErrors).toBeGreaterThan(1000);
     expect(r.roundTripped).toBeGreaterThan(1000);
+    expect(r.maxAlloc).toBeLessThanOrEqual(16 * 1024 * 1024 + 2 * 1024 * 1024);
+    expect(r.maxRssMiB).toBeLessThan(1024);
   }, 120_000);
 
   it('parser differential: 400 mutants — never more lenient than btrfs receive --dump', async () => {

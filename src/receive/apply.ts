@@ -132,7 +132,9 @@ export class SubvolReceiver {
           forceDecompress: this.opts.forceDecompress,
           verify: this.opts.verifyEncoded,
           onFallback: (reason) => {
-            if (!this.fallbackReported && this.opts.verbosity >= 2) {
+            // Once per subvolume, at the default verbosity: the user should know their data is being
+            // decompressed (and will be stored as the destination's mount options say).
+            if (!this.fallbackReported && this.opts.verbosity >= 1) {
               this.opts.log(`encoded_write ${this.shown(cmd.path)}: falling back to decompress and write: ${reason}`);
             }
             this.fallbackReported = true;

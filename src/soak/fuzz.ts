@@ -119,8 +119,9 @@ export async function fuzzReader(opts: {
         else if (m.outcome === 'chunking-differs') failure = `chunking changes the result: ${m.message}`;
         else if (m.outcome === 'roundtrip-differs') failure = `decode→encode→decode: ${m.message}`;
         else if (m.maxAlloc > allocLimit) failure = `allocated ${m.maxAlloc} bytes at once (limit ${allocLimit})`;
+        else if (m.rssMiB > 1536) failure = `resident memory grew to ${m.rssMiB} MiB`;
         if (failure) {
-          report.failures.push({ seed: opts.seed, run: m.run, kind: m.maxAlloc > allocLimit ? 'memory' : m.outcome, message: failure, ops: m.ops });
+          report.failures.push({ seed: opts.seed, run: m.run, kind: m.maxAlloc > allocLimit || m.rssMiB > 1536 ? 'memory' : m.outcome, message: failure, ops: m.ops });
           opts.log?.(`  FAIL reader seed ${opts.seed} run ${m.run}: ${failure} [${m.ops.join('; ')}]`);
         } else if (m.outcome === 'ok') report.ok++;
         else report.streamErrors++;

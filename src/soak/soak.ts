@@ -68,10 +68,13 @@ interface RecvOutcome {
   timedOut: boolean;
 }
 
-function receiveWith(who: 'btrfs-ts' | 'progs', stream: string, dest: string, timeoutMs: number): RecvOutcome {
+/** Receive `stream` into `dest`; `viaPipe` feeds it through a pipe on stdin instead of `-f`. */
+function receiveWith(who: 'btrfs-ts' | 'progs', stream: string, dest: string, timeoutMs: number, viaPipe = false): RecvOutcome {
   const [cmd, args] = who === 'progs'
     ? ['btrfs', ['receive', '-f', stream, dest]]
-    : [process.execPath, [BTRFS_TS, 'receive', '-f', stream, dest]];
+    : viaPipe
+      ? ['sh', ['-c', 'cat -- "$1" | exec "$2" "$3" receive "$4"', 'sh', stream, process.execPath, BTRFS_TS, dest]]
+      : [process.execPath, [BTRFS_TS, 'receive', '-f', stream, dest]];
   const r = spawnSync(cmd, args as string[], { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 26 });
   return { code: r.status, stderr: (r.stderr ?? '').trim(), timedOut: r.error !== undefined && /ETIMEDOUT/.test(String(r.error)) };
 }
@@ -146,7 +149,8 @@ export async function soakSeed(opts: SoakOptions): Promise<SoakResult> {
 
         const carried = proto === 2 ? await fileattrPaths(streamFile) : new Set<string>();
         const p = receiveWith('progs', streamFile, destProgs.mnt, timeoutMs);
-        const o = receiveWith(ours, streamFile, destOurs.mnt, timeoutMs);
+        // Odd seeds feed btrfs-ts through a pipe on stdin, even seeds use -f (both input paths).
+        const o = receiveWith(ours, streamFile, destOurs.mnt, timeoutMs, seed % 2 === 1);
         fs.rmSync(streamFile);
         if (o.timedOut) {
           problem(`${label}: ${ours} receive timed out after ${timeoutMs} ms`);
