@@ -138,6 +138,15 @@ describe.skipIf(!ok)('receive faults', () => {
     expect(finalizedSubvols(dst.mnt, (p) => p.includes('/cut-E0/'))).toEqual([]);
   });
 
+  it('EOF with --delete-on-failure: clean error and the partial subvolume is gone', async () => {
+    const bytes = fs.readFileSync(full);
+    const cut = commandOffsets(bytes)[40]!.offset + 12;
+    const dest = freshDest('cut-delete');
+    const r = await btrfsTs(['receive', '--delete-on-failure', dest], { input: full, limit: cut, timeoutMs: 60_000 });
+    expectCleanFailure(r, /end of stream/i);
+    expect(fs.readdirSync(dest)).toEqual([]);
+  });
+
   it('a real sender SIGKILLed mid-stream (btrfs send | btrfs-ts receive): clean EOF error', async () => {
     const dest = freshDest('sender-killed');
     const sender = spawn('btrfs', ['send', '-q', join(src.mnt, 'snap0')], { stdio: ['ignore', 'pipe', 'ignore'] });

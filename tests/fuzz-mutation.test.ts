@@ -3,6 +3,8 @@
 //    only StreamError escapes, no hang, no allocation beyond the command limit, the same verdict
 //    whatever the chunking, and decode→encode→decode gives the same commands;
 //  - differential parser check: whatever `btrfs receive --dump` rejects, our reader rejects too;
+//  - sequences: valid random command streams (a namespace model drives them, so they reach every
+//    handler) received by btrfs-ts and btrfs-progs: same outcome, same tree, contents as modelled;
 //  - receive level: mutants received by the CLI beside a canary tree: exit 0 or one clean ERROR
 //    line, no hang, nothing outside DEST changes. A self-test shows the canary check catches
 //    btrfs-progs escaping through '..' (so a silent pass means something).
@@ -13,6 +15,7 @@ import { requireBtrfs } from './helpers/btrfs.js';
 import { makeLoopFs, type LoopFs } from '../src/soak/loopfs.js';
 import { fuzzDumpDiff, fuzzReader, fuzzReceive, makeCorpus } from '../src/soak/fuzz.js';
 import { hostileMutant } from '../src/soak/mutate.js';
+import { fuzzSequences } from '../src/soak/seq-fuzz.js';
 import { BTRFS_TS, REPO_ROOT } from '../src/soak/soak.js';
 
 const ok = requireBtrfs();
@@ -60,6 +63,13 @@ describe.skipIf(!ok)('mutation fuzzing', () => {
     expect(r.runs).toBe(100);
     expect(r.cleanErrors).toBeGreaterThan(50);
   }, 150_000);
+
+  it('sequences: 80 valid random command streams — btrfs-ts agrees with progs and with the content model', () => {
+    const r = fuzzSequences({ mnt: scratch.mnt, seed: SEED, runs: 80 });
+    expect(r.failures.map(show)).toEqual([]);
+    expect(r.bothOk).toBeGreaterThan(10);
+    expect(r.judgedFiles).toBeGreaterThan(100);
+  }, 120_000);
 
   it('every hostile sequence is contained by btrfs-ts (8 kinds: .., absolute, symlinks, clone, NUL)', () => {
     const r = fuzzReceive({

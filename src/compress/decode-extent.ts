@@ -46,8 +46,11 @@ export function compressionName(compression: number): string {
 /**
  * Decode the whole extent: returns exactly `unencodedLen` bytes (zero-filled tail when the codec
  * yields fewer). Throws CorruptDataError for bad bytes, EncodedExtentError for unusable fields.
+ * `scratch`: decode into it (the result is then a view of it, valid until its next use) instead of
+ * fresh memory — a receive decodes tens of thousands of extents, and a fresh 128 KiB each made the
+ * resident memory grow and cost page faults (docs/benchmarks.md).
  */
-export function decodeExtent(extent: EncodedExtent): Buffer {
+export function decodeExtent(extent: EncodedExtent, scratch?: Buffer): Buffer {
   const { compression, data, unencodedLen } = extent;
   if (!Number.isSafeInteger(unencodedLen) || unencodedLen < 0) {
     throw new EncodedExtentError(`invalid unencoded length ${unencodedLen}`);
@@ -55,7 +58,8 @@ export function decodeExtent(extent: EncodedExtent): Buffer {
   if (unencodedLen > MAX_UNENCODED_LEN) {
     throw new EncodedExtentError(`unencoded length ${unencodedLen} exceeds the ${MAX_UNENCODED_LEN}-byte limit`);
   }
-  const out = Buffer.allocUnsafe(unencodedLen);
+  const out = scratch !== undefined && scratch.length >= unencodedLen
+    ? scratch.subarray(0, unencodedLen) : Buffer.allocUnsafe(unencodedLen);
   if (unencodedLen === 0) return out;
   let produced: number;
   switch (compression) {

@@ -4,7 +4,11 @@ import { createRequire } from 'node:module';
 import { CorruptDataError } from './errors.js';
 
 type Binding = typeof import('zstd-napi/binding.js');
-const binding = createRequire(import.meta.url)('zstd-napi/binding') as Binding;
+// Loaded on first use: a receive that never decodes zstd does not pay its resident memory (~3 MiB).
+let bindingLoaded: Binding | undefined;
+function zstdBinding(): Binding {
+  return (bindingLoaded ??= createRequire(import.meta.url)('zstd-napi/binding') as Binding);
+}
 
 const ZSTD_MAGIC = 0xfd2fb528;
 /** btrfs writes frames with window log ≤ 17; 2^20 leaves room and refuses hostile 128 MiB windows. */
@@ -13,8 +17,8 @@ const WINDOW_LOG_MAX = 20;
 let dctx: InstanceType<Binding['DCtx']> | undefined;
 function context(): InstanceType<Binding['DCtx']> {
   if (!dctx) {
-    dctx = new binding.DCtx();
-    dctx.setParameter(binding.DParameter.windowLogMax, WINDOW_LOG_MAX);
+    dctx = new (zstdBinding().DCtx)();
+    dctx.setParameter(zstdBinding().DParameter.windowLogMax, WINDOW_LOG_MAX);
   }
   return dctx;
 }
@@ -29,7 +33,16 @@ export function zstdFrameSize(data: Uint8Array): number {
   const magic = (data[0]! | (data[1]! << 8) | (data[2]! << 16) | (data[3]! << 24)) >>> 0;
   if (magic !== ZSTD_MAGIC) throw new CorruptDataError('zstd', `bad frame magic 0x${magic.toString(16).padStart(8, '0')}`, 0);
   try {
-    return binding.findFrameCompressedSize(data);
+    return zstdBinding().findFrameCompressedSize(data);
+  } catch (error) {
+    throw corrupt(error);
+  }
+}
+
+/** Declared decoded size of a frame (null when the frame does not say); CorruptDataError if unreadable. */
+export function zstdContentSize(frame: Uint8Array): number | null {
+  try {
+    return zstdBinding().getFrameContentSize(frame);
   } catch (error) {
     throw corrupt(error);
   }
@@ -44,7 +57,7 @@ export function decodeZstd(data: Uint8Array, out: Uint8Array): number {
   const ctx = context();
   let declared: number | null;
   try {
-    declared = binding.getFrameContentSize(frame);
+    declared = zstdBinding().getFrameContentSize(frame);
   } catch (error) {
     throw corrupt(error);
   }
@@ -54,7 +67,7 @@ export function decodeZstd(data: Uint8Array, out: Uint8Array): number {
       return ctx.decompress(out, frame);
     }
     // Unknown or larger than wanted: stream into `out` and stop when it is full.
-    ctx.reset(binding.ResetDirective.sessionOnly);
+    ctx.reset(zstdBinding().ResetDirective.sessionOnly);
     let produced = 0;
     let consumed = 0;
     for (;;) {
@@ -69,6 +82,6 @@ export function decodeZstd(data: Uint8Array, out: Uint8Array): number {
     if (error instanceof CorruptDataError) throw error;
     throw corrupt(error);
   } finally {
-    ctx.reset(binding.ResetDirective.sessionOnly);
+    ctx.reset(zstdBinding().ResetDirective.sessionOnly);
   }
 }

@@ -2,17 +2,17 @@
 // Every path goes through PathResolver (beneath the subvolume root, never through a symlink).
 import { fstatSync, readSync } from 'node:fs';
 import type {
-  ChownCommand, CloneCommand, Command, EnableVerityCommand, FileattrCommand, MknodCommand,
+  ChownCommand, CloneCommand, Command, EnableVerityCommand, EncodedWriteCommand, FileattrCommand, MknodCommand,
 } from '../stream/commands.js';
 import { cloneRange } from '../sys/btrfs-ioctl.js';
 import {
-  close, fallocate, fchmod, fchmodat, fchown, fchownat, fremovexattr, fsetxattr, FsConst, ftruncate, futimens,
+  close, fallocate, fchmod, fchmodat, fchmodat2NoFollow, fchown, fchownat, fremovexattr, fsetxattr, FsConst, ftruncate, futimens,
   linkat, lremovexattrAt, lsetxattrAt, lstatModeAt, mkdirat, mknodat, openat, pwriteAll, renameat, symlinkat, unlinkat,
   utimensat,
 } from '../sys/fs.js';
 import { printablePath, SysError } from '../sys/libc.js';
 import { enableVerity } from '../sys/verity.js';
-import { applyEncodedWrite } from './encoded-write.js';
+import { applyEncodedWrite, decodeFailure } from './encoded-write.js';
 import { applyFileattr } from './fileattr.js';
 import type { Destination } from './destination.js';
 import { RefusedError } from './errors.js';
@@ -24,7 +24,6 @@ const S_IFMT = 0o170000;
 const S_IFIFO = 0o010000;
 const S_IFSOCK = 0o140000;
 const S_IFLNK = 0o120000;
-const S_IFDIR = 0o040000;
 const SETID = 0o6000;
 /** FILEATTRs are applied at finalization through an fd kept per inode; this bounds the fds held. */
 const MAX_PENDING_FILEATTRS = 16384;
@@ -80,7 +79,10 @@ export class SubvolReceiver {
         return;
       }
       case 'mkfile': return this.atParent(cmd.path, (p) => {
-        close(openat(p.dirfd, p.name, FsConst.O_CREAT | FsConst.O_EXCL | FsConst.O_WRONLY | FsConst.O_NOFOLLOW, 0o600));
+        // O_EXCL made a new regular file: keep its fd as the write fd (its data usually follows, after
+        // a RENAME from the orphan name) — saves the safe reopen of every new file (docs/benchmarks.md).
+        const fd = openat(p.dirfd, p.name, FsConst.O_CREAT | FsConst.O_EXCL | FsConst.O_RDWR | FsConst.O_NOFOLLOW, 0o600);
+        this.writes.adopt(cmd.path, fd);
       });
       case 'mkdir': return this.atParent(cmd.path, (p) => mkdirat(p.dirfd, p.name, 0o700));
       case 'mknod': case 'mkfifo': case 'mksock': return this.mknod(cmd);
@@ -126,25 +128,7 @@ export class SubvolReceiver {
       }
       case 'fallocate': return fallocate(this.writes.get(cmd.path), cmd.mode, cmd.offset, cmd.size, cmd.path);
       case 'fileattr': return this.fileattr(cmd);
-      case 'encoded_write': {
-        const fd = this.writes.get(cmd.path);
-        const how = applyEncodedWrite(fd, cmd, {
-          forceDecompress: this.opts.forceDecompress,
-          verify: this.opts.verifyEncoded,
-          onFallback: (reason) => {
-            // Once per subvolume, at the default verbosity: the user should know their data is being
-            // decompressed (and will be stored as the destination's mount options say).
-            if (!this.fallbackReported && this.opts.verbosity >= 1) {
-              this.opts.log(`encoded_write ${this.shown(cmd.path)}: falling back to decompress and write: ${reason}`);
-            }
-            this.fallbackReported = true;
-          },
-        });
-        if (how === 'encoded') this.encodedExtents++;
-        else this.decompressedExtents++;
-        this.dataBytes += cmd.unencodedFileLen;
-        return;
-      }
+      case 'encoded_write': return this.encodedWrite(cmd);
       case 'enable_verity': return this.enableVerity(cmd);
       case 'subvol': case 'snapshot': case 'end':
         throw new Error(`internal: ${cmd.cmd} reached the command applier`);
@@ -152,21 +136,51 @@ export class SubvolReceiver {
   }
 
   /**
-   * RENAME. Moving a directory changes what cached directory paths name, so the caches are dropped
-   * after it; moving anything else cannot (only a directory can replace a directory), so only the
-   * write fd of the two names involved is dropped — this keeps full sends, where every inode is
-   * renamed from its orphan name, off the slow path.
+   * ENCODED_WRITE; `decoded` is the extent already decoded ahead (src/receive/decode-ahead.ts), or
+   * `decodeError` what decoding it threw.
+   */
+  encodedWrite(cmd: EncodedWriteCommand, decoded?: Buffer, decodeError?: unknown): void {
+    const fd = this.writes.get(cmd.path);
+    if (decodeError !== undefined) throw decodeFailure(cmd, decodeError);
+    const how = applyEncodedWrite(fd, cmd, {
+      forceDecompress: this.opts.forceDecompress,
+      verify: this.opts.verifyEncoded,
+      onFallback: (reason) => {
+        // Once per subvolume, at the default verbosity: the user should know their data is being
+        // decompressed (and will be stored as the destination's mount options say).
+        if (!this.fallbackReported && this.opts.verbosity >= 1) {
+          this.opts.log(`encoded_write ${this.shown(cmd.path)}: falling back to decompress and write: ${reason}`);
+        }
+        this.fallbackReported = true;
+      },
+      ...(decoded !== undefined ? { decoded } : {}),
+    });
+    if (how === 'encoded') this.encodedExtents++;
+    else this.decompressedExtents++;
+    this.dataBytes += cmd.unencodedFileLen;
+  }
+
+  /**
+   * RENAME. A rename can only change what a *cached* path names if that path is one of the two names
+   * or lies beneath one of them (a moved or replaced directory): then the directory caches are dropped,
+   * and the write fd if its path is among them. Anything else keeps the caches — this keeps full
+   * sends, where every inode is renamed from its orphan name, off the slow path, without a stat per
+   * rename (measured in docs/benchmarks.md).
    */
   private rename(path: Buffer, to: Buffer): void {
-    let movedDir = true;
+    let affected = true;
     try {
       this.atParent(path, (from) => this.atParent(to, (dst) => {
-        try { movedDir = (lstatModeAt(from.dirfd, from.name) & S_IFMT) === S_IFDIR; } catch { /* renameat reports it */ }
-        if (movedDir || this.writes.isFor(path) || this.writes.isFor(to)) this.writes.drop();
+        affected = this.resolver.hasCachedAtOrUnder(path) || this.resolver.hasCachedAtOrUnder(to);
+        // The write fd of the renamed file itself stays valid under its new name; anything else the
+        // rename may affect (a file beneath a moved directory, the replaced target) is dropped.
+        const movesCached = this.writes.isFor(path);
+        if (!movesCached && (this.writes.isAtOrUnder(path) || this.writes.isAtOrUnder(to))) this.writes.drop();
         renameat(from.dirfd, from.name, dst.dirfd, dst.name);
+        if (movesCached) this.writes.renamed(to);
       }, 'rename destination'), 'rename source');
     } finally {
-      if (movedDir) this.invalidateDirs();
+      if (affected) this.invalidateDirs();
     }
   }
 
@@ -275,7 +289,7 @@ export class SubvolReceiver {
       throw new RefusedError(`more than ${MAX_PENDING_FILEATTRS} inodes with pending FILEATTR in one subvolume`);
     }
     const fd = this.resolver.openForIo(cmd.path, FsConst.O_RDONLY, { allowDir: true });
-    this.fileattrs.set(key, { fd, flags: cmd.flags, path: cmd.path });
+    this.fileattrs.set(key, { fd, flags: cmd.flags, path: Buffer.from(cmd.path) }); // outlives the reader's buffer
   }
 
   private enableVerity(cmd: EnableVerityCommand): void {
@@ -311,6 +325,10 @@ export class SubvolReceiver {
 
 /** chmod that refuses a symlink instead of following it (the kernel never sends CHMOD for one). */
 function chmodNoFollow(p: Parent, mode: number, path: Buffer): void {
+  // Linux ≥ 6.6: one call that refuses a symlink itself (no stat first).
+  const done = fchmodat2NoFollow(p.dirfd, p.name, mode, path);
+  if (done === 'symlink') throw new SysError('fchmodat', 95 /* EOPNOTSUPP */, `${printablePath(path)} (a symlink)`);
+  if (done === 'ok') return;
   if ((lstatModeAt(p.dirfd, p.name) & S_IFMT) === S_IFLNK) {
     throw new SysError('fchmodat', 95 /* EOPNOTSUPP */, `${printablePath(path)} (a symlink)`);
   }

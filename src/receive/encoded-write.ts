@@ -5,7 +5,9 @@
 import { writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { EncodedWriteCommand } from '../stream/commands.js';
-import { CorruptDataError, EncodedExtentError, checkSlice, compressionName, decodeExtent } from '../compress/index.js';
+import {
+  CorruptDataError, EncodedExtentError, MAX_UNENCODED_LEN, checkSlice, compressionName, decodeExtent,
+} from '../compress/index.js';
 import { encodedWrite } from '../sys/encoded-io.js';
 import { SysError, printablePath } from '../sys/libc.js';
 
@@ -16,6 +18,8 @@ export interface ApplyEncodedWriteOptions {
   verify: boolean;
   /** Called each time the fallback is used; the engine prints the first reason once per stream. */
   onFallback(reason: string): void;
+  /** The whole extent, already decoded (decode-ahead): used instead of decoding here. */
+  decoded?: Buffer;
 }
 
 const { ENOTTY, EINVAL, ENOSPC } = osConstants.errno;
@@ -38,6 +42,18 @@ function commandError(cmd: EncodedWriteCommand, message: string, cause?: unknown
   return error;
 }
 
+/** Decode target reused for every extent: each decoded extent is written (or dropped) before the next. */
+let scratch: Buffer | undefined;
+
+/** A decoder's error as the one-line error naming the command (same text as a synchronous decode). */
+export function decodeFailure(cmd: EncodedWriteCommand, error: unknown): unknown {
+  if (error instanceof CorruptDataError) {
+    return commandError(cmd, `corrupt ${compressionName(cmd.compression ?? 0)} payload: ${error.message}`, error);
+  }
+  if (error instanceof EncodedExtentError) return commandError(cmd, error.message, error);
+  return error;
+}
+
 /** Decode the whole extent; corrupt bytes or unusable fields become one clear error naming the command. */
 function decodeOrThrow(cmd: EncodedWriteCommand): Buffer {
   const extent = {
@@ -49,7 +65,8 @@ function decodeOrThrow(cmd: EncodedWriteCommand): Buffer {
   };
   try {
     checkSlice(extent);
-    return decodeExtent(extent);
+    if (extent.unencodedLen <= MAX_UNENCODED_LEN) scratch ??= Buffer.allocUnsafe(MAX_UNENCODED_LEN);
+    return decodeExtent(extent, scratch);
   } catch (error) {
     if (error instanceof CorruptDataError) {
       throw commandError(cmd, `corrupt ${compressionName(extent.compression)} payload: ${error.message}`, error);
@@ -81,9 +98,9 @@ export function applyEncodedWrite(
   const encryption = cmd.encryption ?? 0;
   if (encryption !== 0) throw commandError(cmd, `encryption not supported (encryption type ${encryption})`);
 
-  let decoded: Buffer | undefined;
+  let decoded: Buffer | undefined = opts.decoded;
   if (!opts.forceDecompress) {
-    if (opts.verify) decoded = decodeOrThrow(cmd);
+    if (opts.verify) decoded ??= decodeOrThrow(cmd);
     try {
       encodedWrite(fd, {
         offset: cmd.offset,

@@ -83,6 +83,17 @@ export class PathResolver {
     if (p.owned) close(p.dirfd);
   }
 
+  /** Whether a cached directory is `path` itself or lies beneath it (a rename of `path` may change it). */
+  hasCachedAtOrUnder(path: Buffer): boolean {
+    if (this.dirs.size === 0) return false;
+    const key = path.toString('latin1');
+    const prefix = key + '/';
+    for (const dir of this.dirs.keys()) {
+      if (dir === key || dir.startsWith(prefix)) return true;
+    }
+    return false;
+  }
+
   /** Forget every cached directory (before a RENAME or RMDIR). */
   invalidate(): void {
     for (const fd of this.dirs.values()) close(fd);

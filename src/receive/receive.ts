@@ -12,6 +12,7 @@ import { readStream } from '../stream/reader.js';
 import { StreamError } from '../stream/errors.js';
 import { printablePath } from '../sys/libc.js';
 import { SubvolReceiver } from './apply.js';
+import { DecodeAhead } from './decode-ahead.js';
 import { openDestination, type Destination } from './destination.js';
 import { commandFailure, ReceiveError } from './errors.js';
 import { createSnapshot, createSubvol, deleteSubvol, finalizeSubvol, uuidText } from './subvol.js';
@@ -113,6 +114,7 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
   let current: SubvolReceiver | undefined;
   let errors = 0;
   let lastError = '';
+  let progressPath: Buffer | undefined;
 
   const applyOpts = {
     forceDecompress: options.forceDecompress, verifyEncoded: options.verifyEncoded === true, verbosity, log,
@@ -156,8 +158,10 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
       }
       rootFd = createSnapshot(dest, cmd.path, cmd.cloneUuid, cmd.cloneCtransid, log, verbosity);
     }
-    partial.push({ name: cmd.path, absPath });
-    current = new SubvolReceiver(cmd.path, absPath, cmd.uuid, cmd.ctransid, rootFd, dest, applyOpts);
+    // Copies: the reader recycles its buffers (reuseBuffers), and these outlive the command.
+    const name = Buffer.from(cmd.path);
+    partial.push({ name, absPath });
+    current = new SubvolReceiver(name, absPath, Buffer.from(cmd.uuid), cmd.ctransid, rootFd, dest, applyOpts);
   };
 
   /** Leave (or delete) what was not finalized, and say so. */
@@ -186,8 +190,46 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
     return left;
   };
 
+  /** Run one command's action; a failure is reported (or thrown) naming that command. */
+  const applyRecord = (index: number, offset: number, cmd: Command, action: () => void): void => {
+    try {
+      action();
+    } catch (e) {
+      const path = commandPath(cmd);
+      const shown = path === undefined ? undefined
+        : current && cmd.cmd !== 'subvol' && cmd.cmd !== 'snapshot' ? current.shown(path) : printablePath(path);
+      const line = withHint(commandFailure(index, cmd.cmd, shown, offset, e), receiveCommandHint(cmd, e));
+      errors++;
+      if (current) current.errors++;
+      lastError = line;
+      // Subvolume-level failures and reaching the error limit stop the receive.
+      if (cmd.cmd === 'subvol' || cmd.cmd === 'snapshot' || cmd.cmd === 'end' || (maxErrors > 0 && errors >= maxErrors)) {
+        throw new ReceiveError(line, { index, commandName: cmd.cmd, offset, cause: e });
+      }
+      log(`ERROR: ${line}`);
+    }
+  };
+
+  const ahead = DecodeAhead.create({ forceDecompress: options.forceDecompress, verify: options.verifyEncoded === true });
+  /** Write queued decoded extents in order: all of them, or only the oldest one. */
+  const drainAhead = async (all: boolean): Promise<void> => {
+    while (ahead && ahead.queue.length > 0) {
+      const job = await ahead.next();
+      try {
+        applyRecord(job.index, job.offset, job.cmd, () => current!.encodedWrite(job.cmd, job.decoded, job.error));
+      } finally {
+        ahead.release(job);
+      }
+      if (!all) return;
+    }
+  };
+
   try {
+    // reuseBuffers: commands are applied synchronously, one at a time, and whatever outlives its
+    // command is copied (subvolume name and UUID, the write cache's and FILEATTR's paths, the progress
+    // path), so the reader may recycle its two buffers and read ahead (docs/benchmarks.md).
     const records = readStream(input, {
+      reuseBuffers: true,
       stopAtFirstEnd: options.stopAtEnd,
       skipUnknownCommands: options.skipUnknownCommands === true,
       ...(options.maxCommandSize !== undefined ? { maxCommandSize: options.maxCommandSize } : {}),
@@ -195,32 +237,34 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
     for await (const rec of records) {
       summary.commands++;
       const cmd = rec.command;
-      options.onProgress?.(rec.offset, commandPath(cmd));
+      if (options.onProgress) {
+        // The progress line may show the path later: hand it a copy (made once per file, not per command).
+        const path = commandPath(cmd);
+        if (path !== undefined && (progressPath === undefined || !progressPath.equals(path))) progressPath = Buffer.from(path);
+        options.onProgress(rec.offset, path === undefined ? undefined : progressPath);
+      }
       if (cmd.cmd === 'end') summary.streamBytes = rec.offset + 10; // END is a bare 10-byte header
       // -v: data commands, -vv: every command (paths relative to the subvolume, as progs prints them).
       if (verbosity >= 2 && current && (verbosity >= 3 || cmd.cmd === 'write' || cmd.cmd === 'clone')) {
         log(describe(cmd, printablePath));
       }
-      try {
+      if (ahead) {
+        // Decode-ahead: a run of zstd ENCODED_WRITEs to one file decodes in parallel; anything else
+        // first waits until the queued extents are written (stream order is kept).
+        const early = current !== undefined && cmd.cmd === 'encoded_write' && ahead.eligible(cmd);
+        if (ahead.queue.length > 0 && (!early || !ahead.sameFile(cmd))) await drainAhead(true);
+        else if (early && ahead.full) await drainAhead(false);
+        if (early && ahead.start(cmd, rec.index, rec.offset)) continue;
+        if (ahead.queue.length > 0) await drainAhead(true);
+      }
+      applyRecord(rec.index, rec.offset, cmd, () => {
         if (cmd.cmd === 'subvol' || cmd.cmd === 'snapshot') startSubvol(cmd);
         else if (cmd.cmd === 'end') closeCurrent();
         else if (!current) throw new Error('no SUBVOL or SNAPSHOT command before this command');
         else current.apply(cmd);
-      } catch (e) {
-        const path = commandPath(cmd);
-        const shown = path === undefined ? undefined
-          : current && cmd.cmd !== 'subvol' && cmd.cmd !== 'snapshot' ? current.shown(path) : printablePath(path);
-        const line = withHint(commandFailure(rec.index, cmd.cmd, shown, rec.offset, e), receiveCommandHint(cmd, e));
-        errors++;
-        if (current) current.errors++;
-        lastError = line;
-        // Subvolume-level failures and reaching the error limit stop the receive.
-        if (cmd.cmd === 'subvol' || cmd.cmd === 'snapshot' || cmd.cmd === 'end' || (maxErrors > 0 && errors >= maxErrors)) {
-          throw new ReceiveError(line, { index: rec.index, commandName: cmd.cmd, offset: rec.offset, cause: e });
-        }
-        log(`ERROR: ${line}`);
-      }
+      });
     }
+    if (ahead) await drainAhead(true);
     closeCurrent();
     if (errors > 0) {
       throw new ReceiveError(`receive finished with ${errors} error${errors === 1 ? '' : 's'}; last: ${lastError}`);

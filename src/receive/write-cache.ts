@@ -17,13 +17,34 @@ export class WriteCache {
     if (this.fd >= 0 && this.path !== undefined && this.path.equals(path)) return this.fd;
     this.drop();
     this.fd = this.resolver.openForIo(path, FsConst.O_RDWR);
-    this.path = path;
+    this.path = Buffer.from(path); // the reader recycles its buffers
     return this.fd;
+  }
+
+  /** Cache `fd`, a read-write fd of the regular file at `path` this receive just created (O_EXCL). */
+  adopt(path: Buffer, fd: number): void {
+    this.drop();
+    this.fd = fd;
+    this.path = Buffer.from(path);
+  }
+
+  /** The cached file was renamed (not replaced, not moved with a directory): it is now at `to`. */
+  renamed(to: Buffer): void {
+    if (this.fd >= 0) this.path = Buffer.from(to);
   }
 
   /** Whether the cached fd was opened for `path`. */
   isFor(path: Buffer): boolean {
     return this.fd >= 0 && this.path !== undefined && this.path.equals(path);
+  }
+
+  /** Whether the cached fd's path is `path` or lies beneath it (a rename of `path` changes it). */
+  isAtOrUnder(path: Buffer): boolean {
+    const mine = this.path;
+    if (this.fd < 0 || mine === undefined) return false;
+    if (path.length === 0) return true;
+    if (mine.length < path.length || mine.compare(path, 0, path.length, 0, path.length) !== 0) return false;
+    return mine.length === path.length || mine[path.length] === 0x2f;
   }
 
   /** Close the cached fd (namespace change, end of subvolume, before ENABLE_VERITY). */

@@ -1,11 +1,13 @@
-// `npm run fuzz -- --runs N [--receive-runs M] [--dump-runs D] [--seed S] [--first-run I]
-//                  [--level reader|dump|receive|both] [--receiver progs]`
+// `npm run fuzz -- --runs N [--receive-runs M] [--dump-runs D] [--seq-runs Q] [--seed S] [--first-run I]
+//                  [--level reader|dump|seq|receive|both] [--receiver progs]`
 // Builds a corpus of real streams on a scratch btrfs, then runs the reader-level fuzz (N mutants), the
-// differential parser check against `btrfs receive --dump` (D, default N/5) and the receive-level fuzz
-// (M mutants, default N/10). Prints every failure with its (seed, run) and the
+// differential parser check against `btrfs receive --dump` (D, default N/5), valid random command
+// sequences received by btrfs-ts and progs (Q, default N/20) and the receive-level fuzz (M mutants,
+// default N/10). Prints every failure with its (seed, run) and the
 // replay command; exits 1 if any run failed.
 import { makeLoopFs } from './loopfs.js';
 import { fuzzDumpDiff, fuzzReader, fuzzReceive, makeCorpus, type FuzzFailure } from './fuzz.js';
+import { fuzzSequences } from './seq-fuzz.js';
 
 function parse(argv: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -25,6 +27,7 @@ async function main(): Promise<number> {
   const receiveRuns = Number(args['receive-runs'] ?? Math.ceil(runs / 10));
   const firstRun = Number(args['first-run'] ?? 0);
   const dumpRuns = Number(args['dump-runs'] ?? Math.ceil(runs / 5));
+  const seqRuns = Number(args['seq-runs'] ?? Math.ceil(runs / 20));
   const level = args.level ?? 'both';
   const receiver = args.receiver === 'progs' ? 'progs' : 'btrfs-ts';
   const log = (l: string): void => console.log(l);
@@ -47,6 +50,13 @@ async function main(): Promise<number> {
         `${[...r.stricter.values()].reduce((a, b) => a + b, 0)} only we reject, ${r.expectedLenient} only progs rejects (stream v3 or path > PATH_MAX), ${r.failures.length} failures, ${(r.ms / 1000).toFixed(1)} s`);
       for (const [k, n] of [...r.stricter].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`  ${String(n).padStart(5)} × only we reject: ${k}`);
     }
+    if (level === 'both' || level === 'seq') {
+      const r = fuzzSequences({ mnt: scratch.mnt, seed, runs: seqRuns, firstRun, log });
+      failures.push(...r.failures);
+      console.log(`sequences (valid random commands, btrfs-ts vs progs): ${r.runs} streams, ${r.commands} commands, ${r.bothOk} received by both, ` +
+        `${r.bothFailed} refused by both, ${r.cloneFallbacks} clone fallbacks (progs stops, btrfs-ts copies), ${r.judgedFiles} files checked ` +
+        `against the model (progs wrong on ${r.progsWrong}), ${r.failures.length} failures, ${(r.ms / 1000).toFixed(1)} s`);
+    }
     if (level === 'both' || level === 'receive') {
       const r = fuzzReceive({ fs: scratch, corpus, seed, runs: receiveRuns, firstRun, receiver, log });
       failures.push(...r.failures);
@@ -61,7 +71,7 @@ async function main(): Promise<number> {
   for (const f of failures.slice(0, 20)) {
     console.log(`FAILED seed ${f.seed} run ${f.run} (${f.kind}): ${f.message.slice(0, 400)}`);
     console.log(`  mutations: ${f.ops.join('; ').slice(0, 400)}`);
-    console.log(`  replay: npm run fuzz -- --seed ${f.seed} --first-run ${f.run} --runs 1 --dump-runs 1 --receive-runs 1${f.input ? `   (input saved: ${f.input})` : ''}`);
+    console.log(`  replay: npm run fuzz -- --seed ${f.seed} --first-run ${f.run} --runs 1 --dump-runs 1 --seq-runs 1 --receive-runs 1${f.input ? `   (input saved: ${f.input})` : ''}`);
   }
   console.log(`fuzz summary: ${failures.length} failure(s)`);
   return failures.length ? 1 : 0;

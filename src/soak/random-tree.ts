@@ -464,9 +464,21 @@ function invertAncestry(c: Ctx): void {
   c.note('invert', parent, child);
 }
 
+/** Number of entries below `rel`. */
+function descendants(c: Ctx, rel: Buffer): number {
+  return c.entries.filter((x) => isUnder(x.rel, rel)).length;
+}
+
+/** A random entry, avoiding directories with big subtrees (a tree should not collapse in one step). */
+function pickSmall(c: Ctx): Entry {
+  let e = c.rng.pick(c.entries);
+  for (let i = 0; i < 4 && e.kind === 'dir' && descendants(c, e.rel) > 12; i++) e = c.rng.pick(c.entries);
+  return e;
+}
+
 function deleteEntry(c: Ctx): void {
   if (c.entries.length === 0) return;
-  const e = c.rng.pick(c.entries);
+  const e = pickSmall(c);
   fs.rmSync(c.abs(e.rel), { recursive: true, force: true });
   c.note('delete', e.rel);
 }
@@ -520,7 +532,8 @@ function unlinkOneLink(c: Ctx): void {
 
 /** A file becomes a directory (with contents) or a directory becomes a file, under the same name. */
 function replaceType(c: Ctx): void {
-  const e = c.rng.pick(c.entries.length ? c.entries : [{ rel: c.freshPath(), kind: 'file' as Kind }]);
+  if (c.entries.length === 0) return;
+  const e = pickSmall(c);
   const path = c.abs(e.rel);
   fs.rmSync(path, { recursive: true, force: true });
   if (e.kind === 'dir') {

@@ -82,3 +82,13 @@ export function getInodeFlags(fd: number): number {
   check(ioctlRaw(fd, Ioctl.FS_IOC_GETFLAGS, arg) as number, 'FS_IOC_GETFLAGS');
   return arg.readUInt32LE(0);
 }
+
+const lseekRaw = libc.func('int64_t lseek(int fd, int64_t offset, int whence)');
+/** Next data offset at or after `pos` (SEEK_DATA), or -1 past the last data (ENXIO). */
+export function seekData(fd: number, pos: number): number {
+  return Number(lseekRaw(fd, pos, 3));
+}
+/** Next hole offset at or after `pos` (SEEK_HOLE; EOF counts as a hole). */
+export function seekHole(fd: number, pos: number): number {
+  return Number(lseekRaw(fd, pos, 4));
+}

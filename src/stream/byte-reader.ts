@@ -39,9 +39,10 @@ export interface ByteWindow {
  */
 export function openByteWindow(source: ByteSource, reuse = false): ByteWindow {
   if (typeof source === 'number') {
-    return isPipeOrSocket(source) ? new IterableWindow(pipeChunks(source), reuse) : new FdWindow(source, undefined, reuse);
+    if (isPipeOrSocket(source)) return new IterableWindow(pipeChunks(source), reuse);
+    return reuse ? new PrefetchFdWindow(source, undefined) : new FdWindow(source, undefined, reuse);
   }
-  if (typeof source === 'string') return new FdWindow(undefined, source, reuse);
+  if (typeof source === 'string') return reuse ? new PrefetchFdWindow(undefined, source) : new FdWindow(undefined, source, reuse);
   if (source && typeof (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function') {
     return new IterableWindow(source as AsyncIterable<Uint8Array>, reuse);
   }
@@ -264,5 +265,125 @@ class IterableWindow implements ByteWindow {
     if (typeof readable.unshift === 'function' && unread.length > 0 && !readable.destroyed) {
       readable.unshift(Buffer.concat(unread));
     }
+  }
+}
+
+/** Room kept in front of each prefetch buffer for the unfinished command carried over from the last one. */
+const CARRY_ROOM = 256 * 1024;
+
+/**
+ * Regular files in reuse mode (receive, --dump): two recycled buffers, and the next chunk of the file is
+ * always being read (on libuv's thread pool) while the caller works on the current one, so reading
+ * overlaps parsing and the kernel calls of a receive. Each buffer keeps CARRY_ROOM bytes free in front
+ * of its data: the unfinished command at the end of the current buffer is copied there, so the window
+ * stays contiguous with one small copy. A command larger than that goes through a dedicated buffer.
+ * Memory: 2 × (FD_CHUNK_SIZE + CARRY_ROOM), plus the largest command when one exceeds CARRY_ROOM.
+ */
+class PrefetchFdWindow implements ByteWindow {
+  buf: Buffer = EMPTY;
+  pos = 0;
+  end = 0;
+  private eof = false;
+  private fd: number | undefined;
+  /** The two recycled buffers; the window is one of them (or a large command's own buffer). */
+  private readonly pair: [Buffer, Buffer];
+  /** The read under way into `inflightInto` at CARRY_ROOM, if any. */
+  private inflight: Promise<number> | undefined;
+  private inflightInto: Buffer = EMPTY;
+
+  constructor(fd: number | undefined, private readonly path: string | undefined) {
+    this.fd = fd;
+    this.pair = [Buffer.allocUnsafe(CARRY_ROOM + FD_CHUNK_SIZE), Buffer.allocUnsafe(CARRY_ROOM + FD_CHUNK_SIZE)];
+  }
+
+  private async getFd(): Promise<number> {
+    if (this.fd === undefined) {
+      this.fd = await new Promise<number>((resolve, reject) =>
+        open(this.path!, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+    }
+    return this.fd;
+  }
+
+  /** Start reading the next chunk into the pair buffer that is not the window. */
+  private startPrefetch(fd: number): void {
+    if (this.eof || this.inflight !== undefined) return;
+    const into = this.buf === this.pair[0] ? this.pair[1] : this.pair[0];
+    this.inflightInto = into;
+    this.inflight = readFd(fd, into, CARRY_ROOM, FD_CHUNK_SIZE);
+  }
+
+  async ensure(n: number): Promise<boolean> {
+    if (this.end - this.pos >= n) return true;
+    const fd = await this.getFd();
+    while (this.end - this.pos < n) {
+      if (this.eof) return false;
+      const tail = this.end - this.pos;
+      if (tail > CARRY_ROOM) {
+        await this.readLarge(fd, n);
+        continue;
+      }
+      this.startPrefetch(fd);
+      const got = await this.inflight!;
+      this.inflight = undefined;
+      if (got === 0) {
+        this.eof = true;
+        return false;
+      }
+      // The caller no longer uses the window's buffer (reuse contract): carry its unfinished tail in
+      // front of the new data, then refill the old buffer in the background.
+      const next = this.inflightInto;
+      this.buf.copy(next, CARRY_ROOM - tail, this.pos, this.end);
+      this.buf = next;
+      this.pos = CARRY_ROOM - tail;
+      this.end = CARRY_ROOM + got;
+      this.startPrefetch(fd);
+    }
+    return true;
+  }
+
+  /** A command that does not fit the carry room: assemble it in a buffer of its own. */
+  private async readLarge(fd: number, n: number): Promise<void> {
+    const tail = this.end - this.pos;
+    const big = Buffer.allocUnsafe(Math.max(n, tail) + FD_CHUNK_SIZE);
+    this.buf.copy(big, 0, this.pos, this.end);
+    let end = tail;
+    if (this.inflight !== undefined) {
+      // Bytes already read ahead come first.
+      const got = await this.inflight;
+      this.inflight = undefined;
+      if (got === 0) this.eof = true;
+      this.inflightInto.copy(big, end, CARRY_ROOM, CARRY_ROOM + got);
+      end += got;
+    }
+    this.buf = big;
+    this.pos = 0;
+    this.end = end;
+    while (!this.eof && this.end < n) {
+      const got = await readFd(fd, big, this.end, big.length - this.end);
+      if (got === 0) this.eof = true;
+      this.end += got;
+    }
+  }
+
+  async release(): Promise<void> {
+    let unread = this.end - this.pos;
+    this.pos = this.end;
+    if (this.inflight !== undefined) {
+      unread += await this.inflight.catch(() => 0);
+      this.inflight = undefined;
+    }
+    if (this.path === undefined) {
+      // The caller's fd: give back what was read ahead (so after `-e` the fd sits just past END).
+      if (unread > 0 && this.fd !== undefined) {
+        const { libc } = await import('../sys/libc.js');
+        lseekFn ??= libc.func('int64_t lseek(int, int64_t, int)') as (fd: number, off: number, whence: number) => number;
+        lseekFn(this.fd, -unread, 1 /* SEEK_CUR */);
+      }
+      return;
+    }
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    await new Promise<void>((resolve) => close(fd, () => resolve()));
   }
 }

@@ -1,4 +1,7 @@
-import { crc32c as crc32cStandard } from '@node-rs/crc32';
+import { createRequire } from 'node:module';
+
+// Loaded with require, not import: see src/sys/libc.ts (the ESM→CJS scanner costs ~10 MiB RSS).
+const { crc32c: crc32cStandard } = createRequire(import.meta.url)('@node-rs/crc32') as typeof import('@node-rs/crc32');
 
 // The send stream uses the "raw" CRC32C: register seeded with 0, no final inversion (protocol.md §1.5).
 // The library computes the standard form ~update(~init, bytes); seeding it with ~0 and inverting the

@@ -4,7 +4,7 @@
 // fstat, ftruncate) uses Node's own fs functions on the raw fd.
 import { closeSync, fstatSync, ftruncateSync, writeSync } from 'node:fs';
 import { Resolve } from './constants.js';
-import { check, cPath, libc, SysError } from './libc.js';
+import { check, cPath, koffi, libc, SysError } from './libc.js';
 
 /** Linux x86-64 values not exported by node:fs (checked against <fcntl.h> by native/abi-check.c). */
 export const FsConst = {
@@ -96,6 +96,27 @@ export function fchown(fd: number, uid: number, gid: number, path?: Buffer): voi
 
 export function fchmod(fd: number, mode: number, path?: Buffer): void {
   check(fchmodRaw(fd, mode) as number, 'fchmod', path);
+}
+
+const SYS_fchmodat2 = 452;
+const fchmodat2Raw = libc.func('long syscall(long nr, int dirfd, const uint8_t *path, uint32_t mode, int flags)');
+let fchmodat2Missing = false;
+
+/**
+ * fchmodat2(2) with AT_SYMLINK_NOFOLLOW (Linux ≥ 6.6): 'ok', 'symlink' (EOPNOTSUPP: `path` is a symlink,
+ * nothing changed) or 'unsupported' (older kernel: use a stat + fchmodat instead). Other errors throw.
+ */
+export function fchmodat2NoFollow(dirfd: number, path: Buffer, mode: number, shownPath: Buffer = path): 'ok' | 'symlink' | 'unsupported' {
+  if (fchmodat2Missing) return 'unsupported';
+  const r = Number(fchmodat2Raw(SYS_fchmodat2, dirfd, cPath(path), mode, F.AT_SYMLINK_NOFOLLOW));
+  if (r >= 0) return 'ok';
+  const errno = koffi.errno();
+  if (errno === 38 /* ENOSYS */) {
+    fchmodat2Missing = true;
+    return 'unsupported';
+  }
+  if (errno === 95 /* EOPNOTSUPP */) return 'symlink';
+  throw new SysError('fchmodat', errno, shownPath);
 }
 
 /** fchmodat(2); with AT_SYMLINK_NOFOLLOW a symlink is refused (EOPNOTSUPP) rather than followed. */

@@ -1,5 +1,8 @@
 // The one place that loads libc through koffi, and the error type every system call failure becomes.
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+// CommonJS packages are loaded with require: an ESM `import` of CJS makes Node load its CJS export
+// scanner (WebAssembly), about 10 MiB of resident memory (measured, docs/benchmarks.md).
+const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
 import { constants as osConstants } from 'node:os';
 
 export const libc = koffi.load('libc.so.6');
