@@ -13,6 +13,8 @@ dpkg -s liblzo2-dev >/dev/null 2>&1 || need+=(liblzo2-dev)      # LZO test vecto
 command -v setfacl >/dev/null || need+=(acl)                     # POSIX ACLs in test trees
 command -v setfattr >/dev/null || need+=(attr)                   # xattrs in test trees
 command -v tmux >/dev/null || need+=(tmux)                       # a real terminal for --progress tests
+command -v strace >/dev/null || need+=(strace)                   # fault injection (tests/fault-receive.test.ts)
+command -v lsattr >/dev/null || need+=(e2fsprogs)                # chattr/lsattr/filefrag in the v2 tests
 [ -x /usr/bin/time ] || need+=(time)                             # the benchmark's timings
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

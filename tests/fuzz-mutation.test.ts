@@ -57,30 +57,30 @@ describe.skipIf(!ok)('mutation fuzzing', () => {
     expect(r.agreeAccept + r.agreeReject).toBeGreaterThan(300);
   }, 120_000);
 
-  it('receive: 100 mutants through the CLI — clean exit, no hang, nothing outside DEST touched', () => {
-    const r = fuzzReceive({ fs: scratch, corpus, seed: SEED, runs: 100, timeoutMs: 30_000 });
+  it('receive: 100 mutants through the CLI — clean exit, no hang, nothing outside DEST touched', async () => {
+    const r = await fuzzReceive({ fs: scratch, corpus, seed: SEED, runs: 100, timeoutMs: 30_000 });
     expect(r.failures.map(show)).toEqual([]);
     expect(r.runs).toBe(100);
     expect(r.cleanErrors).toBeGreaterThan(50);
   }, 150_000);
 
-  it('sequences: 80 valid random command streams — btrfs-ts agrees with progs and with the content model', () => {
-    const r = fuzzSequences({ mnt: scratch.mnt, seed: SEED, runs: 80 });
+  it('sequences: 80 valid random command streams — btrfs-ts agrees with progs and with the content model', async () => {
+    const r = await fuzzSequences({ mnt: scratch.mnt, seed: SEED, runs: 80 });
     expect(r.failures.map(show)).toEqual([]);
     expect(r.bothOk).toBeGreaterThan(10);
     expect(r.judgedFiles).toBeGreaterThan(100);
   }, 120_000);
 
-  it('every hostile sequence is contained by btrfs-ts (8 kinds: .., absolute, symlinks, clone, NUL)', () => {
-    const r = fuzzReceive({
+  it('every hostile sequence is contained by btrfs-ts (8 kinds: .., absolute, symlinks, clone, NUL)', async () => {
+    const r = await fuzzReceive({
       fs: scratch, corpus, seed: SEED, runs: 8, firstRun: 10_000,
       mutant: (run, ctx) => hostileMutant(corpus[0]!, run - 10_000, ctx),
     });
     expect(r.failures.map(show)).toEqual([]);
   }, 120_000);
 
-  it('self-test: the canary check catches btrfs-progs following ".." out of DEST', () => {
-    const r = fuzzReceive({
+  it('self-test: the canary check catches btrfs-progs following ".." out of DEST', async () => {
+    const r = await fuzzReceive({
       fs: scratch, corpus, seed: SEED, runs: 1, firstRun: 20_000, receiver: 'progs',
       mutant: (_run, ctx) => hostileMutant(corpus[0]!, 0, ctx),
     });

@@ -68,4 +68,16 @@ describe.skipIf(!ok)('CLONE', () => {
     ])), dest);
     expect(error.message).toMatch(/command #3 \(clone\) e\/dst .*clone: cannot find source subvolume [0-9a-f-]{36}/);
   });
+
+  it('an overlapping clone within one file is refused like the kernel refuses it, not copied', async () => {
+    const uuid = randomBytes(16);
+    const { error } = await ourReceiveFailure(bytes(buildStream(2, [
+      { cmd: 'subvol', path: B('f'), uuid, ctransid: 14 },
+      { cmd: 'mkfile', path: B('dst'), ino: 257 },
+      { cmd: 'write', path: B('dst'), offset: 0, data: randomBytes(16384) },
+      { cmd: 'clone', path: B('dst'), offset: 4096, len: 8192, cloneUuid: uuid, cloneCtransid: 14, clonePath: B('dst'), cloneOffset: 0 },
+    ])), dest);
+    expect(error.message).toMatch(/command #4 \(clone\) f\/dst .*EINVAL/);
+    expect(subvolInfo(join(dest, 'f')).readonly).toBe(false);
+  });
 });

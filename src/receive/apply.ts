@@ -262,6 +262,9 @@ export class SubvolReceiver {
         // whose files have no data and so end before the cloned range. Copy what exists and give the
         // destination the size the clone would have given it.
         if (!(e instanceof SysError) || (e.errno !== 22 && e.errno !== 95 && e.errno !== 18)) throw e;
+        // An overlapping range within one file is refused by the kernel for a reason (no sender makes
+        // one); copying it would need care about direction, and progs fails there too.
+        if (sameFileOverlap(dst, src, cmd)) throw e;
         copyRange(dst, src, cmd.cloneOffset, cmd.len, cmd.offset, cmd.path);
         if (this.opts.verbosity >= 2) {
           this.opts.log(`clone ${this.shown(cmd.path)}: ${e.code}, copied the range instead`);
@@ -334,6 +337,14 @@ function chmodNoFollow(p: Parent, mode: number, path: Buffer): void {
   }
   // Not a symlink, and nothing but this process changes the tree: chmod by name cannot be redirected.
   fchmodat(p.dirfd, p.name, mode, 0);
+}
+
+/** Whether a CLONE's source and destination ranges overlap inside one and the same file. */
+function sameFileOverlap(dst: number, src: number, cmd: CloneCommand): boolean {
+  const a = fstatSync(dst);
+  const b = fstatSync(src);
+  if (a.dev !== b.dev || a.ino !== b.ino) return false;
+  return cmd.cloneOffset < cmd.offset + cmd.len && cmd.offset < cmd.cloneOffset + cmd.len;
 }
 
 /** Copy up to `len` bytes (stopping at the source's EOF), then extend dst to dstOff+len if shorter. */

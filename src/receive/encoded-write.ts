@@ -2,7 +2,7 @@
 // stays compressed on the receiver; where the kernel refuses (ENOTTY, EINVAL, ENOSPC — exactly
 // where btrfs-progs falls back) or --force-decompress is given, decode it ourselves and write the
 // slice [unencoded_offset, +unencoded_file_len) at the file offset.
-import { writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { EncodedWriteCommand } from '../stream/commands.js';
 import {
@@ -122,5 +122,24 @@ export function applyEncodedWrite(
 
   decoded ??= decodeOrThrow(cmd);
   writeAll(fd, decoded.subarray(cmd.unencodedOffset, cmd.unencodedOffset + cmd.unencodedFileLen), cmd.offset, cmd);
+  zeroBlockTail(fd, cmd);
   return 'decompressed';
+}
+
+const zeros = Buffer.alloc(64 * 1024);
+
+/**
+ * An encoded extent that ends off a block boundary is either the file's last (EOF) or an inline
+ * extent: either way the rest of its last block reads as zeros on the sender. The kernel does not
+ * say so when the file goes on after it (a v2 incremental stream can send an inline extent of 1649
+ * bytes into a file whose parent version had data there), so stale bytes would survive — in
+ * btrfs-progs' result too. Zero them, without ever growing the file.
+ */
+function zeroBlockTail(fd: number, cmd: EncodedWriteCommand): void {
+  const end = cmd.offset + cmd.unencodedFileLen;
+  const { blksize, size } = fstatSync(fd);
+  const block = blksize > 0 && blksize <= zeros.length ? blksize : 4096;
+  if (end % block === 0 || size <= end) return;
+  const stop = Math.min(end + block - (end % block), size);
+  writeAll(fd, zeros.subarray(0, stop - end), end, cmd);
 }

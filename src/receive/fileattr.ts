@@ -3,6 +3,9 @@
 // The engine calls applyFileattr when the subvolume is finalized (after all data and metadata,
 // before it becomes read-only), because IMMUTABLE/APPEND would block later commands.
 import { FsFlag, getFsFlags, setFsFlags } from '../sys/fileattr.js';
+import { fgetxattr, fsetxattr } from '../sys/fs.js';
+
+const COMPRESSION_PROPERTY = Buffer.from('btrfs.compression');
 
 /** BTRFS_INODE_* bit → FS_*_FL, for the flags that have an FS_IOC_SETFLAGS equivalent. */
 const BTRFS_TO_FS: ReadonlyArray<readonly [btrfsBit: number, fsFlag: number]> = [
@@ -42,5 +45,13 @@ export function btrfsFlagsToFsFlags(flags: number): number {
 export function applyFileattr(fd: number, btrfsFlags: number, path?: string | Buffer): void {
   const current = getFsFlags(fd, path);
   const wanted = ((current & ~MANAGED_FS_FLAGS) | btrfsFlagsToFsFlags(btrfsFlags)) >>> 0;
-  if (wanted !== current) setFsFlags(fd, wanted, path);
+  if (wanted === current) return;
+  // Setting FS_COMPR_FL makes btrfs reset the `btrfs.compression` property to the destination's
+  // default algorithm; the stream already set the sender's (zstd, lzo...), so put it back.
+  const shown = typeof path === 'string' ? Buffer.from(path) : path;
+  const property = fgetxattr(fd, COMPRESSION_PROPERTY, shown);
+  setFsFlags(fd, wanted, path);
+  if (property !== undefined && !property.equals(fgetxattr(fd, COMPRESSION_PROPERTY, shown) ?? Buffer.alloc(0))) {
+    fsetxattr(fd, COMPRESSION_PROPERTY, property, 0, shown);
+  }
 }

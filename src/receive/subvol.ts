@@ -147,7 +147,14 @@ export function createSnapshot(
 /** Mark a completed subvolume as received (uuid, stransid) and then read-only. Returns rtransid. */
 export function finalizeSubvol(rootFd: number, uuid: Buffer, ctransid: number, shownPath: string): number {
   const rtransid = setReceivedSubvol(rootFd, uuid, ctransid, shownPath);
-  subvolSetFlags(rootFd, subvolGetFlags(rootFd, shownPath) | BTRFS_SUBVOL_RDONLY, shownPath);
+  try {
+    subvolSetFlags(rootFd, subvolGetFlags(rootFd, shownPath) | BTRFS_SUBVOL_RDONLY, shownPath);
+  } catch (error) {
+    // A writable subvolume must not keep a received UUID: a later incremental receive could pick it
+    // as its parent although it may change. An all-zero UUID clears it (as `property set -f ro false`).
+    try { setReceivedSubvol(rootFd, Buffer.alloc(16), 0, shownPath); } catch { /* the first error says it */ }
+    throw error;
+  }
   return rtransid;
 }
 

@@ -51,14 +51,14 @@ async function main(): Promise<number> {
       for (const [k, n] of [...r.stricter].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`  ${String(n).padStart(5)} × only we reject: ${k}`);
     }
     if (level === 'both' || level === 'seq') {
-      const r = fuzzSequences({ mnt: scratch.mnt, seed, runs: seqRuns, firstRun, log });
+      const r = await fuzzSequences({ mnt: scratch.mnt, seed, runs: seqRuns, firstRun, log });
       failures.push(...r.failures);
       console.log(`sequences (valid random commands, btrfs-ts vs progs): ${r.runs} streams, ${r.commands} commands, ${r.bothOk} received by both, ` +
-        `${r.bothFailed} refused by both, ${r.cloneFallbacks} clone fallbacks (progs stops, btrfs-ts copies), ${r.judgedFiles} files checked ` +
+        `${r.bothFailed} refused by both, ${r.cloneFallbacks} clone fallbacks (progs stops, btrfs-ts copies), ${r.progsCreat} MKFILE over an existing name (btrfs-ts EEXIST, progs truncates), ${r.judgedFiles} files checked ` +
         `against the model (progs wrong on ${r.progsWrong}), ${r.failures.length} failures, ${(r.ms / 1000).toFixed(1)} s`);
     }
     if (level === 'both' || level === 'receive') {
-      const r = fuzzReceive({ fs: scratch, corpus, seed, runs: receiveRuns, firstRun, receiver, log });
+      const r = await fuzzReceive({ fs: scratch, corpus, seed, runs: receiveRuns, firstRun, receiver, log });
       failures.push(...r.failures);
       console.log(`receive (${receiver}): ${r.runs} mutants, ${r.succeeded} received, ${r.cleanErrors} clean errors, ` +
         `${r.failures.length} failures, ${(r.ms / 1000).toFixed(1)} s`);

@@ -225,6 +225,21 @@ export function fsetxattr(fd: number, name: Buffer, value: Buffer, flags = 0, pa
   check(fsetxattrRaw(fd, cPath(name), value, value.length, flags) as number, `fsetxattr ${name.toString()}`, path);
 }
 
+const fgetxattrRaw = libc.func('long fgetxattr(int fd, const uint8_t *name, _Out_ uint8_t *value, size_t size)');
+const ENODATA = 61;
+
+/** One xattr of an open file, or undefined when the file does not have it. */
+export function fgetxattr(fd: number, name: Buffer, path?: Buffer): Buffer | undefined {
+  const value = Buffer.alloc(64 * 1024); // XATTR_SIZE_MAX
+  const n = Number(fgetxattrRaw(fd, cPath(name), value, value.length));
+  if (n < 0) {
+    const errno = koffi.errno();
+    if (errno === ENODATA) return undefined;
+    throw new SysError(`fgetxattr ${name.toString()}`, errno, path);
+  }
+  return Buffer.from(value.subarray(0, n));
+}
+
 export function fremovexattr(fd: number, name: Buffer, path?: Buffer): void {
   check(fremovexattrRaw(fd, cPath(name)) as number, `fremovexattr ${name.toString()}`, path);
 }
