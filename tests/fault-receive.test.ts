@@ -11,7 +11,7 @@ import { makeBtrfs, requireBtrfs, run, type Btrfs } from './helpers/btrfs.js';
 import { snapshotTree, diffTrees } from './helpers/compare-trees.js';
 import { seededBytes } from './helpers/populate.js';
 import { btrfsTs, errorLine, finalizedSubvols, uncleanFailure, type ProcResult } from '../src/soak/fault-check.js';
-import { subvolInfo } from '../src/soak/loopfs.js';
+import { subvolInfo } from '../src/lab/loop-btrfs.js';
 import { splitStream } from '../src/soak/stream-edit.js';
 import { BTRFS_TS } from '../src/soak/soak.js';
 

@@ -12,7 +12,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { requireBtrfs } from './helpers/btrfs.js';
-import { makeLoopFs, type LoopFs } from '../src/soak/loopfs.js';
+import { makeLoopFs, type LoopFs } from '../src/lab/loop-btrfs.js';
 import { fuzzDumpDiff, fuzzReader, fuzzReceive, makeCorpus } from '../src/soak/fuzz.js';
 import { hostileMutant } from '../src/soak/mutate.js';
 import { fuzzSequences } from '../src/soak/seq-fuzz.js';

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { makeBtrfs, requireBtrfs, run, type Btrfs } from './helpers/btrfs.js';
 import { seededBytes } from './helpers/populate.js';
-import { lgetxattrs } from '../src/soak/sys.js';
+import { lgetxattrs } from '../src/lab/test-libc.js';
 import { cloneRange } from '../src/soak/random-tree.js';
 import { BTRFS_TS } from '../src/soak/soak.js';
 

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLoopBtrfs, type LoopBtrfs } from './loop-btrfs.js';
+import { makeLoopFs, type LoopFs } from '../lab/loop-btrfs.js';
 import { measure, median, settle, type Measurement } from './measure.js';
 import { buildCorpus } from './corpus.js';
 
@@ -83,7 +83,7 @@ function deleteSubvolume(path: string): void {
 }
 
 /** `oursOnly`: options btrfs-progs does not have (its side runs without them). */
-function receiveOp(id: string, title: string, target: number, stream: string, dest: LoopBtrfs,
+function receiveOp(id: string, title: string, target: number, stream: string, dest: LoopFs,
   source: string, snapName: string, extra = '', oursOnly = ''): Operation {
   const tool = (side: 'progs' | 'ours') => (side === 'progs' ? 'btrfs' : `${ours}`);
   return {
@@ -115,26 +115,26 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('bench: must run as root (loop devices, mounts, send ioctl)');
   if (args.scaling) return scaling(args);
-  const disposables: LoopBtrfs[] = [];
+  const disposables: LoopFs[] = [];
   try {
     const corpusMiB = args.sizeMiB;
     console.error(`bench: building a ${corpusMiB} MiB corpus from /usr ...`);
-    const src = createLoopBtrfs('src', Math.max(1024, Math.ceil(corpusMiB * 1.5) + 512), 'compress-force=zstd');
+    const src = makeLoopFs('bench-src', { sizeMiB: Math.max(1024, Math.ceil(corpusMiB * 1.5) + 512), mountOptions: ['compress-force=zstd'] });
     disposables.push(src);
     const corpus = buildCorpus(src.mnt, corpusMiB);
     const snapName = 'snap';
     const snap = join(src.mnt, snapName);
 
     const streamDir = mkdtempSync('/dev/shm/btrfs-ts-bench-streams-');
-    disposables.push({ mnt: streamDir, img: '', dispose: () => rmSync(streamDir, { recursive: true, force: true }) });
+    disposables.push({ mnt: streamDir, img: '', dir: streamDir, cleanup: () => rmSync(streamDir, { recursive: true, force: true }) });
     const v1 = join(streamDir, 'v1.stream');
     const v2 = join(streamDir, 'compressed.stream');
     sh(`btrfs send -q -f '${v1}' '${snap}'`);
     sh(`btrfs send -q --compressed-data -f '${v2}' '${snap}'`);
 
     const destSize = destinationSizeMiB(corpusMiB);
-    const plain = createLoopBtrfs('dst-plain', destSize);
-    const zstd = createLoopBtrfs('dst-zstd', destSize, 'compress-force=zstd');
+    const plain = makeLoopFs('bench-dst-plain', { sizeMiB: destSize });
+    const zstd = makeLoopFs('bench-dst-zstd', { sizeMiB: destSize, mountOptions: ['compress-force=zstd'] });
     disposables.push(plain, zstd);
 
     const allOperations: Operation[] = [
@@ -181,7 +181,7 @@ async function main(): Promise<void> {
     writeFileSync(args.out, report + keptSections(args.out));
     console.log(report);
   } finally {
-    for (const fs of disposables.reverse()) fs.dispose();
+    for (const fs of disposables.reverse()) fs.cleanup();
   }
 }
 
@@ -203,21 +203,21 @@ interface ScalingRow {
 async function scaling(args: Args): Promise<void> {
   const rows: ScalingRow[] = [];
   for (const sizeMiB of args.scaling!) {
-    const disposables: LoopBtrfs[] = [];
+    const disposables: LoopFs[] = [];
     try {
       console.error(`bench: scaling: building a ${sizeMiB} MiB corpus ...`);
-      const src = createLoopBtrfs('src', Math.max(1024, Math.ceil(sizeMiB * 1.5) + 512), 'compress-force=zstd');
+      const src = makeLoopFs('bench-src', { sizeMiB: Math.max(1024, Math.ceil(sizeMiB * 1.5) + 512), mountOptions: ['compress-force=zstd'] });
       disposables.push(src);
       const corpus = buildCorpus(src.mnt, sizeMiB);
       const snap = join(src.mnt, 'snap');
       const streamDir = mkdtempSync('/dev/shm/btrfs-ts-bench-streams-');
-      disposables.push({ mnt: streamDir, img: '', dispose: () => rmSync(streamDir, { recursive: true, force: true }) });
+      disposables.push({ mnt: streamDir, img: '', dir: streamDir, cleanup: () => rmSync(streamDir, { recursive: true, force: true }) });
       const v1 = join(streamDir, 'v1.stream');
       const v2 = join(streamDir, 'compressed.stream');
       sh(`btrfs send -q -f '${v1}' '${snap}'`);
       sh(`btrfs send -q --compressed-data -f '${v2}' '${snap}'`);
-      const plain = createLoopBtrfs('dst-plain', destinationSizeMiB(sizeMiB));
-      const zstd = createLoopBtrfs('dst-zstd', destinationSizeMiB(sizeMiB), 'compress-force=zstd');
+      const plain = makeLoopFs('bench-dst-plain', { sizeMiB: destinationSizeMiB(sizeMiB) });
+      const zstd = makeLoopFs('bench-dst-zstd', { sizeMiB: destinationSizeMiB(sizeMiB), mountOptions: ['compress-force=zstd'] });
       disposables.push(plain, zstd);
       const ops = [
         receiveOp('receive-v1', 'receive v1 → compress=none', 0.9, v1, plain, snap, 'snap'),
@@ -241,7 +241,7 @@ async function scaling(args: Args): Promise<void> {
       }
       rows.push(row);
     } finally {
-      for (const fs of disposables.reverse()) fs.dispose();
+      for (const fs of disposables.reverse()) fs.cleanup();
     }
   }
   const section = renderScaling(args, rows);

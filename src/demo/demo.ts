@@ -18,8 +18,8 @@ import { snapCreateV2, subvolCreate, subvolGetFlags } from '../sys/btrfs-ioctl.j
 import { BTRFS_SUBVOL_RDONLY } from '../sys/constants.js';
 import { readRootItem } from '../sys/subvolume.js';
 import { rootIdOf } from '../sys/btrfs-ioctl.js';
-import { makeLoopFs, type LoopFs } from '../soak/loopfs.js';
-import { collectTree, diffTrees, formatDifference } from '../soak/compare.js';
+import { makeLoopFs, type LoopFs } from '../lab/loop-btrfs.js';
+import { collectTree, diffTrees, formatDifference } from '../lab/compare-trees.js';
 import { fillWithRealFiles, listFiles } from './corpus.js';
 import { addExtras, editForIncremental } from './edits.js';
 

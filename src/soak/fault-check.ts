@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { badExit } from './fuzz.js';
-import { listSubvols, subvolInfo } from './loopfs.js';
+import { listSubvols, subvolInfo } from '../lab/loop-btrfs.js';
 import { BTRFS_TS } from './soak.js';
 
 export interface ProcResult {

@@ -5,7 +5,7 @@
 // sequences received by btrfs-ts and progs (Q, default N/20) and the receive-level fuzz (M mutants,
 // default N/10). Prints every failure with its (seed, run) and the
 // replay command; exits 1 if any run failed.
-import { makeLoopFs } from './loopfs.js';
+import { makeLoopFs } from '../lab/loop-btrfs.js';
 import { fuzzDumpDiff, fuzzReader, fuzzReceive, makeCorpus, type FuzzFailure } from './fuzz.js';
 import { fuzzSequences } from './seq-fuzz.js';
 

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { createCipheriv } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Rng } from './prng.js';
-import { makedev, mknod, lutimensNs, lsetxattr, lremovexattr, lgetxattrs, renameExchange, punchHole } from './sys.js';
+import { makedev, mknod, lutimensNs, lsetxattr, lremovexattr, lgetxattrs, renameExchange, punchHole } from '../lab/test-libc.js';
 import { check, ioctl, ioctlInt } from '../sys/libc.js';
 import { Ioctl } from '../sys/constants.js';
 

@@ -12,11 +12,11 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from './prng.js';
 import { A, C, buildCommand, frameCommand, u64, type RawCommand } from './stream-edit.js';
-import { collectTree, diffTrees, formatDifference, showPath } from './compare.js';
+import { collectTree, diffTrees, formatDifference, showPath } from '../lab/compare-trees.js';
 import { badExit, tick, type FuzzFailure } from './fuzz.js';
 import { runRng } from './fuzz-common.js';
 import { BTRFS_TS } from './soak.js';
-import { sh } from './loopfs.js';
+import { sh } from '../lab/loop-btrfs.js';
 
 type Kind = 'file' | 'dir' | 'symlink' | 'special';
 /** Model of an inode (shared by its hard links): expected contents, or null when not tracked. */

@@ -9,9 +9,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from './prng.js';
 import { buildRandomTree, mutateRandomTree, type TreeOptions } from './random-tree.js';
-import { makeLoopFs, sh, subvolInfo, type LoopFs } from './loopfs.js';
+import { makeLoopFs, sh, subvolInfo, type LoopFs } from '../lab/loop-btrfs.js';
 import { readStream } from '../stream/reader.js';
-import { collectTree, diffTrees, formatDifference, showPath, type Difference, type NodeInfo } from './compare.js';
+import { collectTree, diffTrees, formatDifference, showPath, type Difference, type NodeInfo } from '../lab/compare-trees.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** The CLI under test; BTRFS_TS_BIN points long runs at a frozen copy of the build. */

@@ -1,7 +1,7 @@
 // Real btrfs filesystems for tests: loop-mounted images in /dev/shm, always unmounted and removed.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { makeLoopFs } from '../../src/lab/loop-btrfs.js';
 
 export interface Btrfs {
   /** Mount point. */
@@ -39,26 +39,11 @@ export function run(cmd: string, args: string[], opts: { input?: Buffer | string
 
 /** Make and mount a fresh btrfs. `mountOptions` e.g. 'compress-force=zstd'. */
 export function makeBtrfs(opts: { sizeMiB?: number; mountOptions?: string; mkfsArgs?: string[] } = {}): Btrfs {
-  const dir = mkdtempSync('/dev/shm/btrfs-ts-test-');
-  const img = join(dir, 'fs.img');
-  const mnt = join(dir, 'mnt');
-  run('mkdir', ['-p', mnt]);
-  run('truncate', ['-s', `${opts.sizeMiB ?? 256}M`, img]);
-  run('mkfs.btrfs', ['-q', ...(opts.mkfsArgs ?? []), img]);
-  const options = ['loop', ...(opts.mountOptions ? [opts.mountOptions] : [])].join(',');
-  run('mount', ['-o', options, img, mnt]);
-  let done = false;
-  return {
-    mnt,
-    img,
-    cleanup() {
-      if (done) return;
-      done = true;
-      const loops = spawnSync('losetup', ['-j', img], { encoding: 'utf8' }).stdout
-        .split('\n').map((l) => l.split(':')[0]).filter(Boolean);
-      for (let i = 0; i < 5 && spawnSync('umount', [mnt]).status !== 0; i++) spawnSync('sleep', ['0.2']);
-      for (const loop of loops) spawnSync('losetup', ['-d', loop]);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const fs = makeLoopFs('test', {
+    sizeMiB: opts.sizeMiB ?? 256,
+    mountOptions: opts.mountOptions ? [opts.mountOptions] : [],
+    mkfsArgs: opts.mkfsArgs ?? [],
+    cleanupOnSignal: false,
+  });
+  return { mnt: fs.mnt, img: fs.img, cleanup: () => fs.cleanup() };
 }

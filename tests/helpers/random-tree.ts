@@ -7,4 +7,4 @@
 // Both return a log of the operations; the same seed gives the same tree. Root and btrfs required.
 export { buildRandomTree, mutateRandomTree, scanTree, cloneRange, type TreeOptions } from '../../src/soak/random-tree.js';
 export { Rng } from '../../src/soak/prng.js';
-export { collectTree, diffTrees, formatDifference, showPath } from '../../src/soak/compare.js';
+export { collectTree, diffTrees, formatDifference, showPath } from '../../src/lab/compare-trees.js';

@@ -1,5 +1,6 @@
-// Loop-mounted btrfs images in /dev/shm for the soak, fuzz and fault harnesses (the same recipe as
-// tests/helpers/btrfs.ts, which src/ cannot import). Everything created here is removed by cleanup().
+// Loop-mounted btrfs images in /dev/shm for everything that needs a scratch filesystem: the demo, the
+// benchmark, the soak/fuzz/fault harnesses and the tests (tests/helpers/btrfs.ts). Everything created
+// here is removed by cleanup().
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

@@ -3,7 +3,7 @@
 // and capabilities), symlink targets, rdev, hard-link groups, and optionally inode flags.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { lgetxattrs, getInodeFlags, seekData, seekHole } from './sys.js';
+import { lgetxattrs, getInodeFlags, seekData, seekHole } from './test-libc.js';
 
 export interface NodeInfo {
   type: string;

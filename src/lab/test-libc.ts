@@ -1,4 +1,4 @@
-// The few libc calls the soak needs beyond node:fs (exact-nanosecond times, device nodes, xattrs,
+// The few libc calls the test harnesses (soak, demo checks) need beyond node:fs (exact-nanosecond times, device nodes, xattrs,
 // hole punching, RENAME_EXCHANGE, inode flags). Test-side code: kept apart from src/sys on purpose so
 // the harness does not depend on the code it checks.
 import { libc, check, cPath, ioctlRaw, lastErrno } from '../sys/libc.js';
