@@ -3,9 +3,9 @@
 // --max-semi-space-size=2 (MiB): a receive allocates small objects per command; V8's young generation
 // otherwise grows to 16 MiB semi-spaces and the peak RSS by 10+ MiB, for no measurable speed
 // (docs/benchmarks.md, "What we tried").
-import { main } from '../dist/cli/main.js';
-
-main(process.argv).then(
+// The program is loaded with a dynamic import so that even a failure to load it (e.g. an I/O error
+// reading a module file) ends as one `ERROR:` line and exit 1, not a stack trace.
+import('../dist/cli/main.js').then(({ main }) => main(process.argv)).then(
   (status) => process.exit(status),
   (err) => {
     process.stderr.write(`ERROR: ${err instanceof Error ? err.message : String(err)}\n`);
