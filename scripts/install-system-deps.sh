@@ -9,6 +9,7 @@ command -v compsize >/dev/null || need+=(btrfs-compsize)       # data stored com
 command -v cc >/dev/null || need+=(gcc)                          # native/abi-check.c
 { command -v sshd >/dev/null || [ -x /usr/sbin/sshd ]; } || need+=(openssh-server)  # tests/ssh-e2e.test.ts
 command -v ssh >/dev/null || need+=(openssh-client)
+dpkg -s libzstd1 >/dev/null 2>&1 || need+=(libzstd1)              # decode-ahead (system libzstd via koffi)
 dpkg -s liblzo2-dev >/dev/null 2>&1 || need+=(liblzo2-dev)      # LZO test vectors (tests/compress-lzo.test.ts)
 command -v setfacl >/dev/null || need+=(acl)                     # POSIX ACLs in test trees
 command -v setfattr >/dev/null || need+=(attr)                   # xattrs in test trees
