@@ -111,31 +111,38 @@ function destinationSizeMiB(corpusMiB: number): number {
   return Math.max(8192, corpusMiB * 4);
 }
 
+/**
+ * Everything one measurement needs: a corpus snapshot on a compress-force=zstd source, its v1 and
+ * compressed streams made by btrfs-progs, and two empty destinations (plain and compress-force=zstd).
+ * Each piece is pushed on `disposables` as soon as it exists, so a failure still cleans up.
+ */
+function prepareSetup(sizeMiB: number, disposables: LoopFs[]) {
+  const src = makeLoopFs('bench-src', { sizeMiB: Math.max(1024, Math.ceil(sizeMiB * 1.5) + 512), mountOptions: ['compress-force=zstd'] });
+  disposables.push(src);
+  const corpus = buildCorpus(src.mnt, sizeMiB);
+  const snap = join(src.mnt, 'snap');
+  const streamDir = mkdtempSync('/dev/shm/btrfs-ts-bench-streams-');
+  disposables.push({ mnt: streamDir, img: '', dir: streamDir, cleanup: () => rmSync(streamDir, { recursive: true, force: true }) });
+  const v1 = join(streamDir, 'v1.stream');
+  const v2 = join(streamDir, 'compressed.stream');
+  sh(`btrfs send -q -f '${v1}' '${snap}'`);
+  sh(`btrfs send -q --compressed-data -f '${v2}' '${snap}'`);
+  const plain = makeLoopFs('bench-dst-plain', { sizeMiB: destinationSizeMiB(sizeMiB) });
+  disposables.push(plain);
+  const zstd = makeLoopFs('bench-dst-zstd', { sizeMiB: destinationSizeMiB(sizeMiB), mountOptions: ['compress-force=zstd'] });
+  disposables.push(zstd);
+  return { corpus, snap, v1, v2, plain, zstd };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('bench: must run as root (loop devices, mounts, send ioctl)');
   if (args.scaling) return scaling(args);
   const disposables: LoopFs[] = [];
   try {
-    const corpusMiB = args.sizeMiB;
-    console.error(`bench: building a ${corpusMiB} MiB corpus from /usr ...`);
-    const src = makeLoopFs('bench-src', { sizeMiB: Math.max(1024, Math.ceil(corpusMiB * 1.5) + 512), mountOptions: ['compress-force=zstd'] });
-    disposables.push(src);
-    const corpus = buildCorpus(src.mnt, corpusMiB);
+    console.error(`bench: building a ${args.sizeMiB} MiB corpus from /usr ...`);
+    const { corpus, snap, v1, v2, plain, zstd } = prepareSetup(args.sizeMiB, disposables);
     const snapName = 'snap';
-    const snap = join(src.mnt, snapName);
-
-    const streamDir = mkdtempSync('/dev/shm/btrfs-ts-bench-streams-');
-    disposables.push({ mnt: streamDir, img: '', dir: streamDir, cleanup: () => rmSync(streamDir, { recursive: true, force: true }) });
-    const v1 = join(streamDir, 'v1.stream');
-    const v2 = join(streamDir, 'compressed.stream');
-    sh(`btrfs send -q -f '${v1}' '${snap}'`);
-    sh(`btrfs send -q --compressed-data -f '${v2}' '${snap}'`);
-
-    const destSize = destinationSizeMiB(corpusMiB);
-    const plain = makeLoopFs('bench-dst-plain', { sizeMiB: destSize });
-    const zstd = makeLoopFs('bench-dst-zstd', { sizeMiB: destSize, mountOptions: ['compress-force=zstd'] });
-    disposables.push(plain, zstd);
 
     const allOperations: Operation[] = [
       { id: 'send-v1', title: 'send (v1)', target: 1.0,
@@ -207,19 +214,7 @@ async function scaling(args: Args): Promise<void> {
     const disposables: LoopFs[] = [];
     try {
       console.error(`bench: scaling: building a ${sizeMiB} MiB corpus ...`);
-      const src = makeLoopFs('bench-src', { sizeMiB: Math.max(1024, Math.ceil(sizeMiB * 1.5) + 512), mountOptions: ['compress-force=zstd'] });
-      disposables.push(src);
-      const corpus = buildCorpus(src.mnt, sizeMiB);
-      const snap = join(src.mnt, 'snap');
-      const streamDir = mkdtempSync('/dev/shm/btrfs-ts-bench-streams-');
-      disposables.push({ mnt: streamDir, img: '', dir: streamDir, cleanup: () => rmSync(streamDir, { recursive: true, force: true }) });
-      const v1 = join(streamDir, 'v1.stream');
-      const v2 = join(streamDir, 'compressed.stream');
-      sh(`btrfs send -q -f '${v1}' '${snap}'`);
-      sh(`btrfs send -q --compressed-data -f '${v2}' '${snap}'`);
-      const plain = makeLoopFs('bench-dst-plain', { sizeMiB: destinationSizeMiB(sizeMiB) });
-      const zstd = makeLoopFs('bench-dst-zstd', { sizeMiB: destinationSizeMiB(sizeMiB), mountOptions: ['compress-force=zstd'] });
-      disposables.push(plain, zstd);
+      const { corpus, snap, v1, v2, plain, zstd } = prepareSetup(sizeMiB, disposables);
       const ops = [
         receiveOp('receive-v1', 'receive v1 → compress=none', 0.9, v1, plain, snap, 'snap'),
         receiveOp('receive-compressed', 'receive compressed → compress-force=zstd', 0.85, v2, zstd, snap, 'snap'),
