@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { CorruptDataError, decodeBtrfsLzo, decodeExtent, decodeSlice, lzo1xDecompress, lzoSectorSize } from '../src/compress/index.js';
 import { Compression } from '../src/stream/protocol.js';
 import { lzoContainer, lzoLiteralBlock, lzoLiteralBlockSize } from './helpers/lzo-build.js';
-import { lzoPacker, packLzo, sampleContents } from './helpers/v2-extents.js';
+import { decodeOrCorrupt, lzoPacker, packLzo, sampleContents } from './helpers/v2-extents.js';
 
 const fixture = JSON.parse(readFileSync(new URL('./fixtures/v2-extents/lzo.json', import.meta.url), 'utf8')) as {
   extents: Array<{ path: string; offset: number; unencodedFileLen: number; unencodedLen: number; unencodedOffset: number; compression: number; sliceSha256: string; data: string }>;
@@ -15,16 +15,6 @@ const fixture = JSON.parse(readFileSync(new URL('./fixtures/v2-extents/lzo.json'
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-/** Decode and expect only a CorruptDataError when it fails (never another exception). */
-function decodeOrCorrupt(run: () => unknown): 'ok' | 'corrupt' {
-  try {
-    run();
-    return 'ok';
-  } catch (error) {
-    if (error instanceof CorruptDataError) return 'corrupt';
-    throw error;
-  }
-}
 
 describe('lzo1xDecompress', () => {
   it('decodes a first-byte literal run', () => {

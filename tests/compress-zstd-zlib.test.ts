@@ -10,6 +10,7 @@ import {
   CorruptDataError, EncodedExtentError, MAX_UNENCODED_LEN, decodeExtent, decodeSlice, zstdFrameSize,
 } from '../src/compress/index.js';
 import { Compression } from '../src/stream/protocol.js';
+import { decodeOrCorrupt } from './helpers/v2-extents.js';
 
 interface FixtureExtent {
   path: string; offset: number; unencodedFileLen: number; unencodedLen: number; unencodedOffset: number;
@@ -18,15 +19,6 @@ interface FixtureExtent {
 const load = (codec: string) => (JSON.parse(readFileSync(new URL(`./fixtures/v2-extents/${codec}.json`, import.meta.url), 'utf8')) as { extents: FixtureExtent[] }).extents;
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-function outcome(run: () => Buffer): 'ok' | 'corrupt' {
-  try {
-    run();
-    return 'ok';
-  } catch (error) {
-    if (error instanceof CorruptDataError) return 'corrupt';
-    throw error;
-  }
-}
 
 describe.each([
   ['zstd', Compression.ZSTD],
@@ -65,7 +57,7 @@ describe.each([
     const data = Buffer.from(e.data, 'base64');
     const end = codec === 'zstd' ? zstdFrameSize(data) : data.length - [...data].reverse().findIndex((b) => b !== 0);
     for (let cut = 0; cut < end; cut += 3) {
-      expect(outcome(() => decodeExtent({ compression, data: data.subarray(0, cut), unencodedLen: e.unencodedLen })), `cut ${cut}`).toBe('corrupt');
+      expect(decodeOrCorrupt(() => decodeExtent({ compression, data: data.subarray(0, cut), unencodedLen: e.unencodedLen })), `cut ${cut}`).toBe('corrupt');
     }
   });
 
@@ -77,7 +69,7 @@ describe.each([
       const bad = Buffer.from(data);
       bad[at]! ^= xor;
       let result: Buffer | undefined;
-      if (outcome(() => (result = decodeExtent({ compression, data: bad, unencodedLen: e.unencodedLen }))) === 'corrupt') corrupt++;
+      if (decodeOrCorrupt(() => (result = decodeExtent({ compression, data: bad, unencodedLen: e.unencodedLen }))) === 'corrupt') corrupt++;
       else expect(result!.length).toBe(e.unencodedLen);
     }), { numRuns: 800 });
     expect(corrupt).toBeGreaterThan(0);
@@ -85,7 +77,7 @@ describe.each([
 
   it('garbage payloads are CorruptDataError', () => {
     for (const data of [Buffer.alloc(0), Buffer.alloc(4096), Buffer.from('not compressed at all')]) {
-      expect(outcome(() => decodeExtent({ compression, data, unencodedLen: 4096 }))).toBe('corrupt');
+      expect(decodeOrCorrupt(() => decodeExtent({ compression, data, unencodedLen: 4096 }))).toBe('corrupt');
     }
   });
 });

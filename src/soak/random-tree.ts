@@ -200,7 +200,7 @@ function writeAt(path: Buffer, offset: number, data: Buffer): void {
 }
 
 /** FICLONERANGE: share `len` bytes of `src` at `srcOff` into `dst` at `dstOff`. */
-export function cloneRange(src: Buffer, srcOff: number, len: number, dst: Buffer, dstOff: number): void {
+export function cloneRange(src: Buffer | string, srcOff: number, len: number, dst: Buffer | string, dstOff: number): void {
   const s = fs.openSync(src, 'r');
   const d = fs.openSync(dst, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
   try {

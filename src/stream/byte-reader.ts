@@ -156,21 +156,11 @@ class FdWindow implements ByteWindow {
   }
 
   async release(): Promise<void> {
-    if (this.path === undefined) {
-      // The caller's fd: give back what was read ahead (so after `-e` the fd sits just past END).
-      const unread = this.end - this.pos;
-      this.pos = this.end;
-      if (unread > 0 && this.fd !== undefined) {
-        const { libc } = await import('../sys/libc.js');
-        lseekFn ??= libc.func('int64_t lseek(int, int64_t, int)') as (fd: number, off: number, whence: number) => number;
-        lseekFn(this.fd, -unread, 1 /* SEEK_CUR */);
-      }
-      return;
-    }
-    if (this.fd === undefined) return;
+    const unread = this.end - this.pos;
+    this.pos = this.end;
     const fd = this.fd;
     this.fd = undefined;
-    await new Promise<void>((resolve) => close(fd, () => resolve()));
+    await releaseFd(fd, this.path === undefined, unread);
   }
 }
 
@@ -372,18 +362,25 @@ class PrefetchFdWindow implements ByteWindow {
       unread += await this.inflight.catch(() => 0);
       this.inflight = undefined;
     }
-    if (this.path === undefined) {
-      // The caller's fd: give back what was read ahead (so after `-e` the fd sits just past END).
-      if (unread > 0 && this.fd !== undefined) {
-        const { libc } = await import('../sys/libc.js');
-        lseekFn ??= libc.func('int64_t lseek(int, int64_t, int)') as (fd: number, off: number, whence: number) => number;
-        lseekFn(this.fd, -unread, 1 /* SEEK_CUR */);
-      }
-      return;
-    }
-    if (this.fd === undefined) return;
     const fd = this.fd;
     this.fd = undefined;
-    await new Promise<void>((resolve) => close(fd, () => resolve()));
+    await releaseFd(fd, this.path === undefined, unread);
   }
+}
+
+/**
+ * End of reading a regular file. The caller's own fd gets back the bytes read ahead (so after `-e` it
+ * sits just past END) and stays open; an fd we opened for a path is closed.
+ */
+async function releaseFd(fd: number | undefined, callersFd: boolean, unread: number): Promise<void> {
+  if (fd === undefined) return;
+  if (callersFd) {
+    if (unread > 0) {
+      const { libc } = await import('../sys/libc.js');
+      lseekFn ??= libc.func('int64_t lseek(int, int64_t, int)') as (fd: number, off: number, whence: number) => number;
+      lseekFn(fd, -unread, 1 /* SEEK_CUR */);
+    }
+    return;
+  }
+  await new Promise<void>((resolve) => close(fd, () => resolve()));
 }

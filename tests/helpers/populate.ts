@@ -16,8 +16,7 @@
 import { execFileSync } from 'node:child_process';
 import { createCipheriv } from 'node:crypto';
 import * as fs from 'node:fs';
-import { ioctl } from '../../src/sys/libc.js';
-import { Ioctl } from '../../src/sys/constants.js';
+import { cloneRange } from '../../src/soak/random-tree.js';
 
 export interface PopulateOptions {
   /** Larger files (tens of MiB instead of a few). */
@@ -93,21 +92,7 @@ function have(cmd: string): boolean {
 }
 
 /** Reflink `len` bytes of `src` at `srcOff` into `dst` at `dstOff` (FICLONERANGE). */
-export function cloneRange(src: Buffer | string, srcOff: number, len: number, dst: Buffer | string, dstOff: number): void {
-  const s = fs.openSync(src, 'r');
-  const d = fs.openSync(dst, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
-  try {
-    const arg = Buffer.alloc(32);
-    arg.writeBigInt64LE(BigInt(s), 0);
-    arg.writeBigUInt64LE(BigInt(srcOff), 8);
-    arg.writeBigUInt64LE(BigInt(len), 16);
-    arg.writeBigUInt64LE(BigInt(dstOff), 24);
-    ioctl(d, Ioctl.BTRFS_IOC_CLONE_RANGE, arg, 'FICLONERANGE', dst);
-  } finally {
-    fs.closeSync(s);
-    fs.closeSync(d);
-  }
-}
+export { cloneRange };
 
 function writeAt(path: Buffer | string, offset: number, data: Buffer): void {
   const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);

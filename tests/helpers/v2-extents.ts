@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, existsSyn
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { EncodedWriteCommand } from '../../src/stream/commands.js';
+import { CorruptDataError } from '../../src/compress/index.js';
 import { makeBtrfs, run } from './btrfs.js';
 
 export interface ParsedStream {
@@ -189,4 +190,15 @@ export function packLzo(raw: Buffer, sectorSize: number, compressor: '1' | '999'
   if (!packer) throw new Error('liblzo2-dev is not installed');
   const args = compressor === '999' ? [String(sectorSize), '999'] : [String(sectorSize)];
   return execFileSync(packer, args, { input: raw, maxBuffer: 1 << 26 });
+}
+
+/** Run a decode; 'corrupt' when it throws CorruptDataError, and any other exception fails the test. */
+export function decodeOrCorrupt(decode: () => unknown): 'ok' | 'corrupt' {
+  try {
+    decode();
+    return 'ok';
+  } catch (error) {
+    if (error instanceof CorruptDataError) return 'corrupt';
+    throw error;
+  }
 }
