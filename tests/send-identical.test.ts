@@ -189,12 +189,18 @@ describe.skipIf(!ok)('btrfs-ts send is byte-identical to btrfs send', () => {
       ['unsupported version (kernel says EPROTO)', () => ['--proto', '3', S('s1')]],
       ['-f in a missing directory', () => ['-f', join(out, 'no', 'such', 'file'), S('s1')]],
     ];
+    // After an ioctl failure progs closes the pipe while its reader thread may still be reading it;
+    // when that thread loses the race it adds "failed to read stream from kernel: Bad file descriptor"
+    // and exits 9 instead of 1 (seen in CI and here, about 4 runs in 5). That second line is progs' bug.
+    const progsRace = /^ERROR: failed to read stream from kernel: Bad file descriptor$/;
     it.each(failures)('%s', (_name, args) => {
       const p = progs(args());
       const o = ours(args());
-      expect(p.status).toBe(1);
+      const raced = p.stderr.toString().split('\n').some((l) => progsRace.test(l));
+      expect(p.status).toBe(raced ? 9 : 1);
       expect(o.status, o.stderr.toString()).toBe(1);
-      const theirs = p.stderr.toString().split('\n').filter((l) => l.startsWith('ERROR: '));
+      expect(o.stderr.toString()).not.toMatch(progsRace);
+      const theirs = p.stderr.toString().split('\n').filter((l) => l.startsWith('ERROR: ') && !progsRace.test(l));
       const mine = o.stderr.toString().split('\n').filter((l) => l.startsWith('ERROR: '));
       expect(theirs).toHaveLength(1);
       expectSameError(mine, theirs[0]!);
