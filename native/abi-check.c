@@ -60,6 +60,7 @@ int main(void) {
 
   /* glibc struct stat (StatLayout in src/sys/fs.ts) */
   SIZE(stat);
+  OFF(stat, st_ino);
   OFF(stat, st_mode);
 
   /* flags and tree/key ids */

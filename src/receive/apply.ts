@@ -7,7 +7,7 @@ import type {
 import { cloneRange } from '../sys/btrfs-ioctl.js';
 import {
   close, fallocate, fchmod, fchmodat, fchmodat2NoFollow, fchown, fchownat, fremovexattr, fsetxattr, FsConst, ftruncate, futimens,
-  linkat, lremovexattrAt, lsetxattrAt, lstatModeAt, mkdirat, mknodat, openat, pwriteAll, renameat, symlinkat, unlinkat,
+  fstatMode, linkat, lremovexattrAt, lsetxattrAt, lstatModeAt, mkdirat, mknodat, openat, pwriteAll, renameat, symlinkat, unlinkat,
   utimensat,
 } from '../sys/fs.js';
 import { printablePath, SysError } from '../sys/libc.js';
@@ -16,7 +16,9 @@ import { applyEncodedWrite, decodeFailure } from './encoded-write.js';
 import { applyFileattr } from './fileattr.js';
 import type { Destination } from './destination.js';
 import { RefusedError } from './errors.js';
+import type { CreateCommand } from './held-create.js';
 import { PathResolver, type Parent } from './path-resolver.js';
+import { PlainDirs } from './plain-dirs.js';
 import { findByUuid, openFound, uuidText } from './subvol.js';
 import { WriteCache } from './write-cache.js';
 
@@ -25,6 +27,9 @@ const S_IFIFO = 0o010000;
 const S_IFSOCK = 0o140000;
 const S_IFLNK = 0o120000;
 const SETID = 0o6000;
+/** errnos that say the filesystem failed, not that a name cannot be made this way (EIO, ENOMEM, ENOSPC,
+ *  EROFS, EUCLEAN, EDQUOT). */
+const FILESYSTEM_FAILURES = new Set([5, 12, 28, 30, 117, 122]);
 /** FILEATTRs are applied at finalization through an fd kept per inode; this bounds the fds held. */
 const MAX_PENDING_FILEATTRS = 16384;
 
@@ -44,6 +49,8 @@ export class SubvolReceiver {
   /** Clone source subvolumes other than this one, by UUID (hex). */
   private readonly cloneRoots = new Map<string, { fd: number; resolver: PathResolver }>();
   private fallbackReported = false;
+  /** Directories whose new inodes inherit nothing (for createAt). */
+  private readonly plainDirs = new PlainDirs();
   /** Errors in commands of this subvolume (with -E 0 the receive goes on but never finalizes it). */
   errors = 0;
   dataBytes = 0;
@@ -103,10 +110,10 @@ export class SubvolReceiver {
           this.invalidateDirs();
         }
       }
-      case 'set_xattr': return this.onInode(cmd.path,
+      case 'set_xattr': this.plainDirs.forget(); return this.onInode(cmd.path,
         (fd) => fsetxattr(fd, cmd.name, cmd.value, 0, cmd.path),
         (p) => lsetxattrAt(p.dirfd, p.name, cmd.name, cmd.value, 0, cmd.path));
-      case 'remove_xattr': return this.onInode(cmd.path,
+      case 'remove_xattr': this.plainDirs.forget(); return this.onInode(cmd.path,
         (fd) => fremovexattr(fd, cmd.name, cmd.path),
         (p) => lremovexattrAt(p.dirfd, p.name, cmd.name, cmd.path));
       case 'clone': return this.clone(cmd);
@@ -133,6 +140,30 @@ export class SubvolReceiver {
       case 'subvol': case 'snapshot': case 'end':
         throw new Error(`internal: ${cmd.cmd} reached the command applier`);
     }
+  }
+
+  /**
+   * Create `cmd`'s inode directly at `to`, the name the RENAME that follows it would give it (see
+   * held-create.ts). False, with nothing changed, when that cannot be done simply — `to` exists (the
+   * rename would replace it), a parent inherits something, or is missing or refused: the caller then
+   * applies the create and the rename as sent, so their effects and errors stay those of the stream.
+   * A failure of the filesystem itself (EIO, ENOSPC, ...) is thrown: it is the create's failure.
+   */
+  createAt(cmd: CreateCommand, to: Buffer): boolean {
+    if (to.length === 0 || this.resolver.hasCachedAtOrUnder(to) || this.writes.isAtOrUnder(to)) return false;
+    try {
+      if (!this.parentIsPlain(cmd.path) || !this.parentIsPlain(to)) return false;
+      this.apply({ ...cmd, path: to });
+      return true;
+    } catch (e) {
+      if (e instanceof SysError && FILESYSTEM_FAILURES.has(e.errno)) throw e;
+      return false;
+    }
+  }
+
+  private parentIsPlain(path: Buffer): boolean {
+    const p = this.resolver.parent(path, 'path');
+    try { return this.plainDirs.isPlain(p.dirfd); } finally { this.resolver.release(p); }
   }
 
   /**
@@ -196,9 +227,14 @@ export class SubvolReceiver {
     try { fn(p); } finally { this.resolver.release(p); }
   }
 
-  /** Metadata commands: the root goes through its fd, anything else through parent fd + name. */
-  private onInode(path: Buffer, onRoot: (fd: number) => void, onName: (p: Parent) => void): void {
-    if (path.length === 0) return onRoot(this.rootFd);
+  /**
+   * Metadata commands: the root goes through its fd, the file whose write fd is cached through that fd
+   * (no path walk: a new file's CHOWN, CHMOD and UTIMES follow its data), anything else through
+   * parent fd + name.
+   */
+  private onInode(path: Buffer, onFd: (fd: number) => void, onName: (p: Parent) => void): void {
+    if (path.length === 0) return onFd(this.rootFd);
+    if (this.writes.isFor(path)) return onFd(this.writes.get(path));
     this.atParent(path, onName);
   }
 
@@ -215,12 +251,13 @@ export class SubvolReceiver {
    * after it (progs loses the bits): put back the mode the inode had before.
    */
   private chown(cmd: ChownCommand): void {
-    if (cmd.path.length === 0) {
-      const before = fstatSync(this.rootFd).mode;
-      fchown(this.rootFd, cmd.uid, cmd.gid, cmd.path);
+    const fd = cmd.path.length === 0 ? this.rootFd : this.writes.isFor(cmd.path) ? this.writes.get(cmd.path) : -1;
+    if (fd >= 0) {
+      const before = fstatMode(fd);
+      fchown(fd, cmd.uid, cmd.gid, cmd.path);
       if (before & SETID) {
-        const after = fstatSync(this.rootFd).mode;
-        if ((after & 0o7777) !== (before & 0o7777)) fchmod(this.rootFd, before & 0o7777, cmd.path);
+        const after = fstatMode(fd);
+        if ((after & 0o7777) !== (before & 0o7777)) fchmod(fd, before & 0o7777, cmd.path);
       }
       return;
     }

@@ -13,6 +13,7 @@ import { StreamError } from '../stream/errors.js';
 import { printablePath } from '../sys/libc.js';
 import { SubvolReceiver } from './apply.js';
 import { DecodeAhead } from './decode-ahead.js';
+import { holdCreate, isCreate, renamesHeld, type HeldCreate } from './held-create.js';
 import { openDestination, type Destination } from './destination.js';
 import { commandFailure, ReceiveError } from './errors.js';
 import { createSnapshot, createSubvol, deleteSubvol, finalizeSubvol, uuidText } from './subvol.js';
@@ -194,9 +195,10 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
   };
 
   /** Run one command's action; a failure is reported (or thrown) naming that command. */
-  const applyRecord = (index: number, offset: number, cmd: Command, action: () => void): void => {
+  const applyRecord = (index: number, offset: number, cmd: Command, action: () => void): boolean => {
     try {
       action();
+      return true;
     } catch (e) {
       const path = commandPath(cmd);
       const shown = path === undefined ? undefined
@@ -210,6 +212,7 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
         throw new ReceiveError(line, { index, commandName: cmd.cmd, offset, cause: e });
       }
       log(`ERROR: ${line}`);
+      return false;
     }
   };
 
@@ -225,6 +228,20 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
       }
       if (!all) return;
     }
+  };
+
+  /** A create command waiting for the next record (held-create.ts). */
+  let held: HeldCreate | undefined;
+  const applyHeld = (h: HeldCreate): void => {
+    applyRecord(h.index, h.offset, h.cmd, () => current!.apply(h.cmd));
+  };
+  /** The held create followed by its RENAME to `to`: true when both were done as one create at `to`. */
+  const applyHeldRenamed = (h: HeldCreate, to: Buffer): boolean => {
+    let fused = false;
+    // A failure here is the create's (the filesystem's, e.g. ENOSPC): reported as such, not retried.
+    if (!applyRecord(h.index, h.offset, h.cmd, () => { fused = current!.createAt(h.cmd, to); })) return false;
+    if (!fused) applyHeld(h);
+    return fused;
   };
 
   try {
@@ -251,6 +268,16 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
       if (verbosity >= 2 && current && (verbosity >= 3 || cmd.cmd === 'write' || cmd.cmd === 'clone')) {
         log(describe(cmd, printablePath));
       }
+      if (held) {
+        const h = held;
+        held = undefined;
+        // The create and its RENAME become one create at the final name; otherwise both go as sent.
+        if (renamesHeld(h, cmd)) {
+          if (applyHeldRenamed(h, cmd.to)) continue;
+        } else {
+          applyHeld(h);
+        }
+      }
       if (ahead) {
         // Decode-ahead: a run of zstd ENCODED_WRITEs to one file decodes in parallel; anything else
         // first waits until the queued extents are written (stream order is kept).
@@ -260,6 +287,10 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
         if (early && ahead.start(cmd, rec.index, rec.offset)) continue;
         if (ahead.queue.length > 0) await drainAhead(true);
       }
+      if (current && isCreate(cmd)) {
+        held = holdCreate(cmd, rec.index, rec.offset);
+        continue;
+      }
       applyRecord(rec.index, rec.offset, cmd, () => {
         if (cmd.cmd === 'subvol' || cmd.cmd === 'snapshot') startSubvol(cmd);
         else if (cmd.cmd === 'end') closeCurrent();
@@ -267,6 +298,7 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
         else current.apply(cmd);
       });
     }
+    if (held) applyHeld(held);
     if (ahead) await drainAhead(true);
     closeCurrent();
     if (errors > 0) {

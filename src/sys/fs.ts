@@ -17,7 +17,7 @@ export const FsConst = {
 const F = FsConst;
 
 /** Where st_mode sits in glibc's x86-64 `struct stat` (fstatat fills it). */
-export const StatLayout = { struct: 'stat', size: 144, st_mode: 24 } as const;
+export const StatLayout = { struct: 'stat', size: 144, st_ino: 8, st_mode: 24 } as const;
 
 export const OpenHowLayout = { struct: 'open_how', size: 24, flags: 0, mode: 8, resolve: 16 } as const;
 
@@ -309,4 +309,25 @@ const statBuf = Buffer.alloc(StatLayout.size);
 export function lstatModeAt(dirfd: number, path: Buffer): number {
   check(fstatatRaw(dirfd, cPath(path), statBuf, F.AT_SYMLINK_NOFOLLOW) as number, 'fstatat', path);
   return statBuf.readUInt32LE(StatLayout.st_mode);
+}
+
+const EMPTY_PATH = Buffer.from([0]);
+/** st_mode of the inode `fd` refers to (fstatat AT_EMPTY_PATH: no Stats object, unlike fs.fstatSync). */
+export function fstatMode(fd: number): number {
+  check(fstatatRaw(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH) as number, 'fstat');
+  return statBuf.readUInt32LE(StatLayout.st_mode);
+}
+
+/** Inode number and st_mode of what `fd` refers to (any fd, O_PATH included). */
+export function fstatInoMode(fd: number): { ino: number; mode: number } {
+  check(fstatatRaw(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH) as number, 'fstat');
+  return { ino: Number(statBuf.readBigUInt64LE(StatLayout.st_ino)), mode: statBuf.readUInt32LE(StatLayout.st_mode) };
+}
+
+const flistxattrRaw = libc.func('long flistxattr(int fd, _Out_ uint8_t *list, size_t size)');
+/** The xattr names of `fd` (not O_PATH), each NUL-terminated, as flistxattr(2) gives them. */
+export function flistxattr(fd: number, path?: Buffer): Buffer {
+  const size = check(Number(flistxattrRaw(fd, null, 0)), 'flistxattr', path);
+  const list = Buffer.alloc(size + 256); // room for a name added meanwhile
+  return list.subarray(0, check(Number(flistxattrRaw(fd, list, list.length)), 'flistxattr', path));
 }
