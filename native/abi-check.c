@@ -62,6 +62,8 @@ int main(void) {
   SIZE(stat);
   OFF(stat, st_ino);
   OFF(stat, st_mode);
+  OFF(stat, st_uid);
+  OFF(stat, st_gid);
 
   /* flags and tree/key ids */
   NUM(BTRFS_SUBVOL_RDONLY);

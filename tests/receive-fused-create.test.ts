@@ -3,6 +3,7 @@
 // something on to what is created in it (default ACL, set-gid, the btrfs.compression property, NOCOW or
 // compression inode flags) gets the create-then-rename of the stream. Each kind of directory is here, and
 // the result must equal btrfs-progs' in every attribute, inode flags included.
+// New regular files keep the owner they were created with when a CHOWN would give them that same one.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, chownSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -23,7 +24,7 @@ function fill(dir: string): void {
   run('ln', ['-s', 'file', join(dir, 'link')]);
 }
 
-describe.skipIf(!ok)('creating new inodes at their final name', () => {
+describe.skipIf(!ok)('new inodes: created at their final name, no-op chowns skipped', () => {
   let src: Btrfs, progs: Btrfs, ours: Btrfs;
   let tmp: string;
   beforeAll(() => {
@@ -42,6 +43,17 @@ describe.skipIf(!ok)('creating new inodes at their final name', () => {
     run('chattr', ['+c', join(vol, 'compress')]);
     for (const name of ['plain', 'acl', 'sgid', 'prop', 'nocow', 'compress']) fill(join(vol, name));
     fill(vol);
+    // Owners and modes that a skipped no-op CHOWN must not get wrong: another owner, set-uid and
+    // set-gid files owned by root, a file with a capability (a CHOWN drops it).
+    const plain = join(vol, 'plain');
+    writeFileSync(join(plain, 'owned'), 'o');
+    chownSync(join(plain, 'owned'), 1000, 1000);
+    writeFileSync(join(plain, 'suid'), 's');
+    chmodSync(join(plain, 'suid'), 0o4755);
+    writeFileSync(join(plain, 'sgid'), 's');
+    chmodSync(join(plain, 'sgid'), 0o2755);
+    writeFileSync(join(plain, 'cap'), 'c');
+    run('setfattr', ['-n', 'security.capability', '-v', '0x0000000200200000000000000000000000000000', join(plain, 'cap')]);
     // Inodes that do not keep what they inherited: a receiver that let them inherit again would differ.
     run('setfacl', ['-b', join(vol, 'acl', 'file')]);
     run('setfacl', ['-b', join(vol, 'acl', 'sub')]);
@@ -62,15 +74,17 @@ describe.skipIf(!ok)('creating new inodes at their final name', () => {
     mkdirSync(oursDest);
     btrfsReceive(stream, progsDest);
     // strace counts the renames: without the fusion there would be one per new inode (35 here).
-    const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=rename,renameat,renameat2', '-o', join(tmp, `strace-v${proto}`),
+    const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=rename,renameat,renameat2,chown,lchown,fchown,fchownat', '-o', join(tmp, `strace-v${proto}`),
       process.execPath, CLI, 'receive', '-q', '-f', stream, oursDest], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
-    const renameCalls = readFileSync(join(tmp, `strace-v${proto}`), 'utf8').split('\n').filter((l) => l.includes('rename'));
+    const calls = readFileSync(join(tmp, `strace-v${proto}`), 'utf8').split('\n');
+    const renameCalls = calls.filter((l) => l.includes('rename'));
+    const chownCalls = calls.filter((l) => l.includes('chown'));
     const renames = renameCalls.length;
 
     const expected = collectTree(join(progsDest, 'snap'), { flags: true });
     const actual = collectTree(join(oursDest, 'snap'), { flags: true });
-    expect(expected.size).toBe(1 + 4 + 6 * 5); // root, fill() at the root, six directories and their fill()
+    expect(expected.size).toBe(1 + 4 + 6 * 5 + 4); // root, fill() at the root, six directories and their fill(), 4 owners
     const differences = diffTrees(expected, actual, ['type', 'mode', 'uid', 'gid', 'size', 'mtimeNs', 'rdev', 'nlink', 'target', 'sha256', 'xattrs', 'links', 'flags']);
     expect(differences.map((d) => formatDifference(d, ['progs', 'btrfs-ts']))).toEqual([]);
     // The directories on the receiving side pass things on, and the inodes that should not have them don't.
@@ -83,5 +97,13 @@ describe.skipIf(!ok)('creating new inodes at their final name', () => {
     // sub/inner where sub passes it on as well (15 here); without the fusion all 34 new inodes would be.
     expect(renames, renameCalls.join('\n')).toBeGreaterThanOrEqual(4 * 3);
     expect(renames, renameCalls.join('\n')).toBeLessThanOrEqual(4 * 4);
+    // CHOWNs of new regular files to the owner they already have are skipped: btrfs-progs makes one per
+    // inode (39); directories, symlinks, files to give another owner or group, and the files after the
+    // capability was set get theirs (24 here).
+    expect(chownCalls.length, chownCalls.join('\n')).toBeLessThanOrEqual(26);
+    expect(chownCalls.length).toBeGreaterThan(10);
+    expect(actual.get('plain/owned')!.uid).toBe(1000);
+    expect(actual.get('plain/suid')!.mode).toBe('4755');
+    expect(actual.get('plain/cap')!.xattrs).toContain('security.capability');
   }, 120_000);
 });

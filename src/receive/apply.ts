@@ -7,7 +7,7 @@ import type {
 import { cloneRange } from '../sys/btrfs-ioctl.js';
 import {
   close, fallocate, fchmod, fchmodat, fchmodat2NoFollow, fchown, fchownat, fremovexattr, fsetxattr, FsConst, ftruncate, futimens,
-  fstatMode, linkat, lremovexattrAt, lsetxattrAt, lstatModeAt, mkdirat, mknodat, openat, pwriteAll, renameat, symlinkat, unlinkat,
+  fstatMode, fstatOwner, linkat, lremovexattrAt, lsetxattrAt, lstatModeAt, mkdirat, mknodat, openat, pwriteAll, renameat, symlinkat, unlinkat,
   utimensat,
 } from '../sys/fs.js';
 import { printablePath, SysError } from '../sys/libc.js';
@@ -27,6 +27,8 @@ const S_IFIFO = 0o010000;
 const S_IFSOCK = 0o140000;
 const S_IFLNK = 0o120000;
 const SETID = 0o6000;
+const SETGID = 0o2000;
+const CAPABILITY_XATTR = Buffer.from('security.capability');
 /** errnos that say the filesystem failed, not that a name cannot be made this way (EIO, ENOMEM, ENOSPC,
  *  EROFS, EUCLEAN, EDQUOT). */
 const FILESYSTEM_FAILURES = new Set([5, 12, 28, 30, 117, 122]);
@@ -49,8 +51,10 @@ export class SubvolReceiver {
   /** Clone source subvolumes other than this one, by UUID (hex). */
   private readonly cloneRoots = new Map<string, { fd: number; resolver: PathResolver }>();
   private fallbackReported = false;
+  /** A security.capability xattr was set in this subvolume (a CHOWN then drops it: never skip one). */
+  private capabilitiesSet = false;
   /** Directories whose new inodes inherit nothing (for createAt). */
-  private readonly plainDirs = new PlainDirs();
+  private readonly plainDirs: PlainDirs;
   /** Errors in commands of this subvolume (with -E 0 the receive goes on but never finalizes it). */
   errors = 0;
   dataBytes = 0;
@@ -70,6 +74,7 @@ export class SubvolReceiver {
   ) {
     this.resolver = new PathResolver(rootFd);
     this.writes = new WriteCache(this.resolver);
+    this.plainDirs = new PlainDirs(this.resolver);
   }
 
   /** `name/path` for messages. */
@@ -110,7 +115,10 @@ export class SubvolReceiver {
           this.invalidateDirs();
         }
       }
-      case 'set_xattr': this.plainDirs.forget(); return this.onInode(cmd.path,
+      case 'set_xattr':
+        this.plainDirs.forget();
+        if (cmd.name.equals(CAPABILITY_XATTR)) this.capabilitiesSet = true;
+        return this.onInode(cmd.path,
         (fd) => fsetxattr(fd, cmd.name, cmd.value, 0, cmd.path),
         (p) => lsetxattrAt(p.dirfd, p.name, cmd.name, cmd.value, 0, cmd.path));
       case 'remove_xattr': this.plainDirs.forget(); return this.onInode(cmd.path,
@@ -118,7 +126,9 @@ export class SubvolReceiver {
         (p) => lremovexattrAt(p.dirfd, p.name, cmd.name, cmd.path));
       case 'clone': return this.clone(cmd);
       case 'truncate': return ftruncate(this.writes.get(cmd.path), cmd.size, cmd.path);
-      case 'chmod': return this.onInode(cmd.path,
+      case 'chmod':
+        if (cmd.mode & SETGID) this.plainDirs.forget();
+        return this.onInode(cmd.path,
         (fd) => fchmod(fd, cmd.mode & 0o7777, cmd.path),
         (p) => chmodNoFollow(p, cmd.mode & 0o7777, cmd.path));
       case 'chown': return this.chown(cmd);
@@ -251,6 +261,12 @@ export class SubvolReceiver {
    * after it (progs loses the bits): put back the mode the inode had before.
    */
   private chown(cmd: ChownCommand): void {
+    if (this.writes.isNewFile(cmd.path) && !this.capabilitiesSet) {
+      // A file this receive created, still owned by us: a CHOWN to that same owner would change nothing
+      // but ctime (no set-id bit to clear, no capability to drop), and costs a transaction.
+      const st = fstatOwner(this.writes.get(cmd.path));
+      if (st.uid === cmd.uid && st.gid === cmd.gid && !(st.mode & SETID)) return;
+    }
     const fd = cmd.path.length === 0 ? this.rootFd : this.writes.isFor(cmd.path) ? this.writes.get(cmd.path) : -1;
     if (fd >= 0) {
       const before = fstatMode(fd);

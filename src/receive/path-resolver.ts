@@ -59,6 +59,8 @@ export class PathResolver {
    * (SYMLINK, MKDIR, MKFILE and LINK cannot replace an existing directory entry.)
    */
   private readonly dirs = new Map<string, number>();
+  /** Counts invalidate() calls: a dirfd handed out before it may since have been closed and reused. */
+  epoch = 0;
 
   /** @param rootFd an open directory fd of the subvolume root (O_RDONLY), owned by the caller. */
   constructor(readonly rootFd: number) {}
@@ -96,6 +98,7 @@ export class PathResolver {
 
   /** Forget every cached directory (before a RENAME or RMDIR). */
   invalidate(): void {
+    this.epoch++;
     for (const fd of this.dirs.values()) close(fd);
     this.dirs.clear();
   }

@@ -5,43 +5,53 @@
 // COMPRESS/NOCOMPRESS/NODATACOW inode flags are inherited.
 import { close, FsConst, fstatInoMode, flistxattr, openat } from '../sys/fs.js';
 import { getFsFlags } from '../sys/fileattr.js';
+import type { PathResolver } from './path-resolver.js';
 
 const S_ISGID = 0o2000;
 const DOT = Buffer.from('.');
 const DEFAULT_ACL = 'system.posix_acl_default';
 
 export class PlainDirs {
-  /** Directory inode number → no inheritable xattr and no inode flags. Inode numbers are not reused
-   *  within one subvolume's receive. */
+  /**
+   * Answers by directory fd, valid while the resolver keeps its fds (same epoch): an fd names one
+   * inode until it is closed. What could change a directory meanwhile clears them: an xattr set or
+   * removed, a mode with set-gid (forget()). Inode flags are only changed at finalization (FILEATTR).
+   */
   private readonly known = new Map<number, boolean>();
+  private epoch = -1;
 
-  /** True when creating in the directory `dirfd` (O_PATH is fine) inherits nothing from it. */
+  constructor(private readonly resolver: PathResolver) {}
+
+  /** True when creating in the directory `dirfd` (one of the resolver's fds) inherits nothing from it. */
   isPlain(dirfd: number): boolean {
-    const { ino, mode } = fstatInoMode(dirfd); // the mode fresh every time: CHMOD may set set-gid
-    if (mode & S_ISGID) return false;
-    let plain = this.known.get(ino);
+    if (this.epoch !== this.resolver.epoch) {
+      this.known.clear();
+      this.epoch = this.resolver.epoch;
+    }
+    let plain = this.known.get(dirfd);
     if (plain === undefined) {
-      plain = this.inspect(dirfd);
-      this.known.set(ino, plain);
+      plain = inheritsNothing(dirfd);
+      this.known.set(dirfd, plain);
     }
     return plain;
   }
 
-  /** An xattr was set or removed somewhere (SET_XATTR, REMOVE_XATTR): look again. */
+  /** An xattr or a set-gid bit may have changed somewhere (SET_XATTR, REMOVE_XATTR, CHMOD): look again. */
   forget(): void {
     this.known.clear();
   }
+}
 
-  private inspect(dirfd: number): boolean {
-    const fd = openat(dirfd, DOT, FsConst.O_RDONLY | FsConst.O_DIRECTORY);
-    try {
-      if (getFsFlags(fd) !== 0) return false;
-      for (const name of flistxattr(fd).toString('latin1').split('\0')) {
-        if (name === DEFAULT_ACL || name.startsWith('btrfs.')) return false;
-      }
-      return true;
-    } finally {
-      close(fd);
+function inheritsNothing(dirfd: number): boolean {
+  if (fstatInoMode(dirfd).mode & S_ISGID) return false;
+  const fd = openat(dirfd, DOT, FsConst.O_RDONLY | FsConst.O_DIRECTORY);
+  try {
+    if (getFsFlags(fd) !== 0) return false;
+    for (const name of flistxattr(fd).toString('latin1').split('\0')) {
+      if (name === DEFAULT_ACL || name.startsWith('btrfs.')) return false;
     }
+    return true;
+  } finally {
+    close(fd);
   }
 }

@@ -9,6 +9,8 @@ import type { PathResolver } from './path-resolver.js';
 export class WriteCache {
   private path: Buffer | undefined;
   private fd = -1;
+  /** The cached fd's file was created by this receive (MKFILE), not opened from an existing one. */
+  private created = false;
 
   constructor(private readonly resolver: PathResolver) {}
 
@@ -17,6 +19,7 @@ export class WriteCache {
     if (this.fd >= 0 && this.path !== undefined && this.path.equals(path)) return this.fd;
     this.drop();
     this.fd = this.resolver.openForIo(path, FsConst.O_RDWR);
+    this.created = false;
     this.path = Buffer.from(path); // the reader recycles its buffers
     return this.fd;
   }
@@ -26,6 +29,12 @@ export class WriteCache {
     this.drop();
     this.fd = fd;
     this.path = Buffer.from(path);
+    this.created = true;
+  }
+
+  /** Whether the cached fd is for `path` and its file was created by this receive. */
+  isNewFile(path: Buffer): boolean {
+    return this.created && this.isFor(path);
   }
 
   /** The cached file was renamed (not replaced, not moved with a directory): it is now at `to`. */

@@ -17,7 +17,7 @@ export const FsConst = {
 const F = FsConst;
 
 /** Where st_mode sits in glibc's x86-64 `struct stat` (fstatat fills it). */
-export const StatLayout = { struct: 'stat', size: 144, st_ino: 8, st_mode: 24 } as const;
+export const StatLayout = { struct: 'stat', size: 144, st_ino: 8, st_mode: 24, st_uid: 28, st_gid: 32 } as const;
 
 export const OpenHowLayout = { struct: 'open_how', size: 24, flags: 0, mode: 8, resolve: 16 } as const;
 
@@ -316,6 +316,15 @@ const EMPTY_PATH = Buffer.from([0]);
 export function fstatMode(fd: number): number {
   check(fstatatRaw(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH) as number, 'fstat');
   return statBuf.readUInt32LE(StatLayout.st_mode);
+}
+
+/** Owner and mode of what `fd` refers to (any fd, O_PATH included). */
+export function fstatOwner(fd: number): { mode: number; uid: number; gid: number } {
+  check(fstatatRaw(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH) as number, 'fstat');
+  return {
+    mode: statBuf.readUInt32LE(StatLayout.st_mode), uid: statBuf.readUInt32LE(StatLayout.st_uid),
+    gid: statBuf.readUInt32LE(StatLayout.st_gid),
+  };
 }
 
 /** Inode number and st_mode of what `fd` refers to (any fd, O_PATH included). */
