@@ -1,6 +1,14 @@
 // Shared pieces of the command line: option parsers, one-line errors, the package version.
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError } from 'commander';
+import { createRequire } from 'node:module';
+
+/**
+ * commander, loaded with require when first needed: an ESM import of this CommonJS package starts
+ * Node's CJS export scanner (~1.7 MiB more RSS), and `receive --dump` usually needs no commander at all.
+ */
+export function commander(): typeof import('commander') {
+  return createRequire(import.meta.url)('commander') as typeof import('commander');
+}
 
 /** Thrown for usage errors found after commander parsed the options (exit 1, one line). */
 export class UsageError extends Error {
@@ -22,9 +30,9 @@ export function packageVersion(): string {
 
 /** Commander argument parser for a non-negative decimal integer. */
 export function parseCount(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer.');
+  if (!/^\d+$/.test(value)) throw new (commander().InvalidArgumentError)('expected a non-negative integer.');
   const n = Number(value);
-  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('number too large.');
+  if (!Number.isSafeInteger(n)) throw new (commander().InvalidArgumentError)('number too large.');
   return n;
 }
 

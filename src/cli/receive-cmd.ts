@@ -1,11 +1,19 @@
 // `btrfs-ts receive`: apply a send stream under DEST, or print it with --dump (no filesystem needed).
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import type { ReceiveOptions } from '../receive/receive.js';
-import { dumpStream } from '../dump/dump.js';
 import type { ByteSource } from '../stream/source.js';
 import { openSync } from 'node:fs';
-import { StreamError } from '../stream/errors.js';
-import { UsageError, describeFsError, increase, parseCount, stderrLog, verbosityOf } from './common.js';
+import { UsageError, commander, describeFsError, increase, parseCount, stderrLog, verbosityOf } from './common.js';
+
+/** The options --dump uses (main.ts parses the common --dump command lines itself, without commander). */
+export interface DumpCliOptions {
+  file?: string;
+  e?: boolean;
+  json?: boolean;
+  ignoreUnknown?: boolean;
+  progress?: boolean;
+  quiet?: boolean;
+}
 
 interface ReceiveCliOptions {
   verbose: number;
@@ -72,6 +80,7 @@ Examples:
   btrfs-ts receive --dump --json < snap.stream | jq -c 'select(.cmd=="rename")'`;
 
 export function receiveCommand(): Command {
+  const { Command, Option } = commander();
   return new Command('receive')
     .usage('[options] DEST\n       btrfs-ts receive --dump [--json] [options]')
     .summary('receive subvolumes from a stream, or print it (--dump)')
@@ -114,27 +123,7 @@ async function runReceive(dest: string | undefined, opts: ReceiveCliOptions): Pr
   if (opts.json && !opts.dump) throw new UsageError('receive: --json works only with --dump');
   if (opts.dump) {
     if (dest !== undefined) throw new UsageError('receive: --dump takes no DEST argument');
-    // --dump shows progress only when asked: its output usually shares the terminal.
-    const { countingInput, inputSize, startProgress } = await import('../progress/cli.js');
-    const dumpProgress = startProgress({ progress: opts.progress === true, quiet: opts.quiet, total: inputSize(opts.file), verb: 'read' });
-    let input = inputOf(opts.file);
-    if (dumpProgress.enabled && typeof input === 'number') input = countingInput(input, (n) => dumpProgress.onProgress(n));
-    try {
-      const summary = await dumpProgress.run(() => dumpStream({
-        input,
-        format: opts.json ? 'json' : 'progs',
-        stopAtFirstEnd: opts.e === true,
-        skipUnknownCommands: opts.ignoreUnknown === true,
-      }));
-      dumpProgress.finish({ commands: summary.commands });
-    } catch (err) {
-      // A failed read (not a bad stream, not a closed stdout) names the input.
-      const code = (err as NodeJS.ErrnoException)?.code;
-      if (typeof code === 'string' && code !== 'EPIPE' && !(err instanceof StreamError)) {
-        throw new Error(`cannot read ${opts.file ?? 'standard input'}: ${describeFsError(err)}`);
-      }
-      throw err;
-    }
+    await runDump(opts);
     return;
   }
   if (dest === undefined) throw new UsageError('receive: missing DEST (the directory to receive into); only --dump works without one');
@@ -162,3 +151,34 @@ async function runReceive(dest: string | undefined, opts: ReceiveCliOptions): Pr
   progress.finish(receiveProgressSummary(summary));
 }
 
+/** `receive --dump`: print the stream. */
+export async function runDump(opts: DumpCliOptions): Promise<void> {
+  const { dumpStream } = await import('../dump/dump.js');
+  const dumpOptions = (input: ByteSource): Parameters<typeof dumpStream>[0] => ({
+    input,
+    format: opts.json ? 'json' : 'progs',
+    stopAtFirstEnd: opts.e === true,
+    skipUnknownCommands: opts.ignoreUnknown === true,
+  });
+  try {
+    if (opts.progress !== true) {
+      // --dump shows progress only when asked (its output usually shares the terminal): nothing to load.
+      await dumpStream(dumpOptions(inputOf(opts.file)));
+      return;
+    }
+    const { countingInput, inputSize, startProgress } = await import('../progress/cli.js');
+    const dumpProgress = startProgress({ progress: true, quiet: opts.quiet, total: inputSize(opts.file), verb: 'read' });
+    let input = inputOf(opts.file);
+    if (dumpProgress.enabled && typeof input === 'number') input = countingInput(input, (n) => dumpProgress.onProgress(n));
+    const summary = await dumpProgress.run(() => dumpStream(dumpOptions(input)));
+    dumpProgress.finish({ commands: summary.commands });
+  } catch (err) {
+    // A failed read (not a bad stream, not a closed stdout) names the input.
+    const code = (err as NodeJS.ErrnoException)?.code;
+    const { StreamError } = await import('../stream/errors.js');
+    if (typeof code === 'string' && code !== 'EPIPE' && !(err instanceof StreamError)) {
+      throw new Error(`cannot read ${opts.file ?? 'standard input'}: ${describeFsError(err)}`);
+    }
+    throw err;
+  }
+}

@@ -1,9 +1,13 @@
 // `receive --dump`: read a stream and print every command, in btrfs-progs' text format or as JSON Lines.
 // Unlike btrfs-progs (which stops after the first END), every concatenated stream is dumped unless
 // `stopAtFirstEnd` is set.
-import { readStream, type ReaderOptions, type StreamRecord } from '../stream/reader.js';
 import type { ByteSource } from '../stream/source.js';
 import { StreamError, describeCommand } from '../stream/errors.js';
+import { FINISHED, FRAME, FrameParser } from '../stream/frame-parser.js';
+import { openByteWindow } from '../stream/byte-reader.js';
+import { decodeCommand, scanFrame } from '../stream/decode.js';
+import type { Command } from '../stream/commands.js';
+import { COMMAND_NAMES } from '../stream/protocol.js';
 import { OutBuffer } from './out-buffer.js';
 import { ProgsDumpFormatter, DumpPathError } from './progs-dump.js';
 import { JsonDumpFormatter } from './json.js';
@@ -35,36 +39,57 @@ export interface DumpSummary {
 
 /** Dump a stream. On bad input, what was dumped so far is written out, then a StreamError is thrown. */
 export async function dumpStream(opts: DumpOptions): Promise<DumpSummary> {
+  const parser = new FrameParser({
+    stopAtFirstEnd: opts.stopAtFirstEnd === true,
+    skipUnknownCommands: opts.skipUnknownCommands === true,
+    ...(opts.maxCommandSize !== undefined ? { maxCommandSize: opts.maxCommandSize } : {}),
+  });
   const out = new OutBuffer(opts.output ?? 1);
   const json = opts.format === 'json' ? new JsonDumpFormatter(out) : undefined;
   const text = json ? undefined : new ProgsDumpFormatter(out, opts.timeZone === undefined ? {} : { zone: loadZone(opts.timeZone) });
-  // Each record is formatted before the next is read, so the reader may recycle its buffers.
-  const readerOpts: ReaderOptions = { reuseBuffers: true };
-  if (opts.stopAtFirstEnd) readerOpts.stopAtFirstEnd = true;
-  if (opts.skipUnknownCommands) readerOpts.skipUnknownCommands = true;
-  if (opts.maxCommandSize !== undefined) readerOpts.maxCommandSize = opts.maxCommandSize;
+  // Each command is printed before the next is read, so the window may recycle its buffers; a
+  // regular file is read synchronously (nothing else to wait for).
+  const w = openByteWindow(opts.input, { reuse: true, syncFiles: true, exact: opts.stopAtFirstEnd === true });
   let commands = 0;
   let stream = -1;
-  let last: StreamRecord | undefined;
+  // The loop runs synchronously over the bytes at hand: it awaits only to refill the window.
   try {
-    for await (const rec of readStream(opts.input, readerOpts)) {
-      last = rec;
-      if (rec.stream !== stream) {
-        stream = rec.stream;
-        text?.newStream();
+    for (;;) {
+      const step = parser.next(w);
+      if (step === FRAME) {
+        if (parser.stream !== stream) {
+          stream = parser.stream;
+          text?.newStream();
+        }
+        if (text) {
+          // The common commands are printed straight from the frame; the others through a Command.
+          scanFrame(parser.buf, parser.frame, parser.len, parser.cmdNum, parser.dataRunsToEnd, parser.index, parser.at);
+          if (!text.formatFrame(parser.cmdNum, parser.buf)) text.format(decodeFrame(parser));
+        } else {
+          json!.format({ command: decodeFrame(parser), index: parser.index, offset: parser.at, stream, version: parser.version });
+        }
+        commands++;
+      } else if (step === FINISHED) {
+        break;
+      } else if (!(await w.ensure(step)) && parser.endOfInput(w)) {
+        break;
       }
-      if (json) json.format(rec);
-      else text!.format(rec.command);
-      commands++;
     }
   } catch (err) {
     out.flush();
-    if (err instanceof DumpPathError && last) {
-      throw new StreamError(`${describeCommand(last.index, last.command.cmd)} at byte ${last.offset}: ${err.message}`,
-        last.offset, last.index, last.command.cmd);
+    if (err instanceof DumpPathError) {
+      const name = COMMAND_NAMES[parser.cmdNum]!;
+      throw new StreamError(`${describeCommand(parser.index, name)} at byte ${parser.at}: ${err.message}`,
+        parser.at, parser.index, name);
     }
     throw err;
+  } finally {
+    await w.release();
   }
   out.flush();
   return { commands, streams: stream + 1, outputBytes: out.written };
+}
+
+function decodeFrame(p: FrameParser): Command {
+  return decodeCommand(p.buf, p.frame, p.len, p.cmdNum, p.dataRunsToEnd, p.index, p.at);
 }

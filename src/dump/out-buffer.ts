@@ -64,6 +64,33 @@ export class OutBuffer {
     }
   }
 
+  /** Append a non-negative integer (up to 2^53) in decimal, without making a string. */
+  decimal(value: number): void {
+    if (value < 10) {
+      this.byte(0x30 + value);
+      return;
+    }
+    this.room(16);
+    const buf = this.buf;
+    let digits = 0;
+    for (let v = value; v >= 1; v = Math.floor(v / 10)) digits++;
+    let p = this.pos + digits;
+    this.pos = p;
+    for (let v = value; v >= 1; v = Math.floor(v / 10)) buf[--p] = 0x30 + (v % 10);
+  }
+
+  /** Append a non-negative integer (up to 2^53) in octal. */
+  octal(value: number): void {
+    this.room(20);
+    const buf = this.buf;
+    let digits = 1;
+    for (let v = Math.floor(value / 8); v >= 1; v = Math.floor(v / 8)) digits++;
+    let p = this.pos + digits;
+    this.pos = p;
+    let v = value;
+    for (let i = 0; i < digits; i++, v = Math.floor(v / 8)) buf[--p] = 0x30 + (v % 8);
+  }
+
   /** Append one byte. */
   byte(value: number): void {
     if (this.pos >= this.buf.length) this.flush();
@@ -83,6 +110,20 @@ export class OutBuffer {
   reserve(n: number): { buf: Buffer; at: number } {
     this.room(n);
     return { buf: this.buf, at: this.pos };
+  }
+
+  /** reserve() without the result object (the hot path): then write at `buffer` from `position`. */
+  reserveRoom(n: number): void {
+    this.room(n);
+  }
+
+  /** The buffer being filled and the next free offset in it (valid until the next append or flush). */
+  get buffer(): Buffer {
+    return this.buf;
+  }
+
+  get position(): number {
+    return this.pos;
   }
 
   commit(end: number): void {

@@ -15,6 +15,8 @@ import type { Command, Uuid } from '../stream/commands.js';
 import { formatLocalTime, loadZone, type Zone } from './localtime.js';
 import { escapeInto, writeEscaped } from './escape.js';
 import type { OutBuffer } from './out-buffer.js';
+import { field } from '../stream/decode.js';
+import { Attr, Cmd } from '../stream/protocol.js';
 
 const PATH_MAX = 4096;
 const SLASH = 0x2f;
@@ -81,6 +83,7 @@ export class ProgsDumpFormatter {
   private readonly zone: Zone;
   /** Recent time texts: a stream repeats the same few timestamps a lot. */
   private times = new Map<number, string>();
+  private timeBufs = new Map<number, Buffer>();
 
   constructor(private readonly out: OutBuffer, opts: { zone?: Zone } = {}) {
     this.zone = opts.zone ?? loadZone();
@@ -107,16 +110,25 @@ export class ProgsDumpFormatter {
    * none), written straight into the output: no joined path is built.
    */
   private head(name: string, p: Buffer, details: boolean): void {
-    this.checkLength(p, name);
+    this.headOf(name, p, 0, p.length, details);
+  }
+
+  /** head() for the path at src[start..end). */
+  private headOf(name: string, src: Buffer, start: number, end: number, details: boolean): void {
+    const n = end - start;
+    if (this.subvolPath.length + n + 2 >= PATH_MAX) pathCat(this.subvolPath, src.subarray(start, end), name); // throws
     const title = titleBytes(name);
     const prefix = this.prefixEsc;
-    const { buf, at } = this.out.reserve(TITLE_WIDTH + prefix.length + 1 + 4 * p.length + PATH_WIDTH + 1);
-    let q = at;
+    const out = this.out;
+    out.reserveRoom(TITLE_WIDTH + prefix.length + 1 + 4 * n + PATH_WIDTH + 1);
+    const buf = out.buffer;
+    let q = out.position;
     for (let i = 0; i < TITLE_WIDTH; i++) buf[q++] = title[i]!;
     const pathStart = q;
-    q += prefix.copy(buf, q);
+    // The prefix is short ("./snap"): a loop beats a native copy.
+    for (let i = 0; i < prefix.length; i++) buf[q++] = prefix[i]!;
     buf[q++] = SLASH;
-    q = escapeInto(buf, q, p, 0, trimSlash(p));
+    q = escapeInto(buf, q, src, start, n > 0 && src[end - 1] === SLASH ? end - 1 : end);
     if (!details) {
       buf[q++] = 0x0a;
     } else {
@@ -137,11 +149,20 @@ export class ProgsDumpFormatter {
 
   /** `<subvol>/<p>` escaped, as a detail (rename's destination). */
   private escapedFull(p: Buffer, title: string): void {
-    this.checkLength(p, title);
-    const { buf, at } = this.out.reserve(this.prefixEsc.length + 1 + 4 * p.length);
-    let q = at + this.prefixEsc.copy(buf, at);
+    this.escapedFullOf(p, 0, p.length, title);
+  }
+
+  private escapedFullOf(src: Buffer, start: number, end: number, title: string): void {
+    const n = end - start;
+    if (this.subvolPath.length + n + 2 >= PATH_MAX) pathCat(this.subvolPath, src.subarray(start, end), title); // throws
+    const out = this.out;
+    const prefix = this.prefixEsc;
+    out.reserveRoom(prefix.length + 1 + 4 * n);
+    const buf = out.buffer;
+    let q = out.position;
+    for (let i = 0; i < prefix.length; i++) buf[q++] = prefix[i]!;
     buf[q++] = SLASH;
-    this.out.commit(escapeInto(buf, q, p, 0, trimSlash(p)));
+    this.out.commit(escapeInto(buf, q, src, start, n > 0 && src[end - 1] === SLASH ? end - 1 : end));
   }
 
   /** `<subvol>/<p>` raw, as a detail (6.2 prints clone sources unescaped). */
@@ -150,6 +171,143 @@ export class ProgsDumpFormatter {
     this.out.bytes(this.prefixRaw);
     this.out.byte(SLASH);
     this.out.bytes(p, 0, trimSlash(p));
+  }
+
+  /** A time's text as bytes, cached like time(). */
+  private timeBytes(sec: number): Buffer {
+    let t = this.timeBufs.get(sec);
+    if (t === undefined) {
+      if (this.timeBufs.size >= 4096) this.timeBufs.clear();
+      this.timeBufs.set(sec, (t = Buffer.from(formatLocalTime(sec, this.zone), 'latin1')));
+    }
+    return t;
+  }
+
+  /**
+   * The common commands printed straight from their frame (scanFrame was called), reading the fields
+   * in decodeCommand's order so a bad frame fails the same way, before anything is printed. False for
+   * the other commands: the caller decodes them and calls format().
+   */
+  formatFrame(cmdNum: number, buf: Buffer): boolean {
+    const out = this.out;
+    const F = field;
+    const A = Attr;
+    switch (cmdNum) {
+      case Cmd.MKFILE:
+      case Cmd.MKDIR: {
+        const p = F.str(A.PATH);
+        F.u64(A.INO);
+        this.headOf(cmdNum === Cmd.MKFILE ? 'mkfile' : 'mkdir', buf, p, p + F.length(A.PATH), false);
+        return true;
+      }
+      case Cmd.UNLINK:
+      case Cmd.RMDIR: {
+        const p = F.str(A.PATH);
+        this.headOf(cmdNum === Cmd.UNLINK ? 'unlink' : 'rmdir', buf, p, p + F.length(A.PATH), false);
+        return true;
+      }
+      case Cmd.RENAME: {
+        const p = F.str(A.PATH);
+        const to = F.str(A.PATH_TO);
+        const toEnd = to + F.length(A.PATH_TO);
+        if (this.subvolPath.length + (toEnd - to) + 2 >= PATH_MAX) pathCat(this.subvolPath, buf.subarray(to, toEnd), 'rename');
+        this.headOf('rename', buf, p, p + F.length(A.PATH), true);
+        out.latin1('dest=');
+        this.escapedFullOf(buf, to, toEnd, 'rename');
+        out.byte(0x0a);
+        return true;
+      }
+      case Cmd.WRITE: {
+        const p = F.str(A.PATH);
+        const offset = F.u64(A.FILE_OFFSET);
+        F.bin(A.DATA);
+        this.headOf('write', buf, p, p + F.length(A.PATH), true);
+        out.latin1('offset=');
+        out.decimal(offset);
+        out.latin1(' len=');
+        out.decimal(F.length(A.DATA));
+        out.byte(0x0a);
+        return true;
+      }
+      case Cmd.TRUNCATE: {
+        const p = F.str(A.PATH);
+        const size = F.u64(A.SIZE);
+        this.headOf('truncate', buf, p, p + F.length(A.PATH), true);
+        out.latin1('size=');
+        out.decimal(size);
+        out.byte(0x0a);
+        return true;
+      }
+      case Cmd.CHMOD: {
+        const p = F.str(A.PATH);
+        const mode = F.u64(A.MODE);
+        this.headOf('chmod', buf, p, p + F.length(A.PATH), true);
+        out.latin1('mode=');
+        out.octal(mode);
+        out.byte(0x0a);
+        return true;
+      }
+      case Cmd.CHOWN: {
+        const p = F.str(A.PATH);
+        const uid = F.u64(A.UID);
+        const gid = F.u64(A.GID);
+        this.headOf('chown', buf, p, p + F.length(A.PATH), true);
+        out.latin1('gid=');
+        out.decimal(gid);
+        out.latin1(' uid=');
+        out.decimal(uid);
+        out.byte(0x0a);
+        return true;
+      }
+      case Cmd.UTIMES: {
+        const p = F.str(A.PATH);
+        const atime = F.timeSec(A.ATIME);
+        const mtime = F.timeSec(A.MTIME);
+        const ctime = F.timeSec(A.CTIME);
+        if (F.present(A.OTIME)) F.timeSec(A.OTIME);
+        const a = this.timeBytes(atime);
+        const m = this.timeBytes(mtime);
+        const c = this.timeBytes(ctime);
+        this.headOf('utimes', buf, p, p + F.length(A.PATH), true);
+        out.latin1('atime=');
+        out.bytes(a);
+        out.latin1(' mtime=');
+        out.bytes(m);
+        out.latin1(' ctime=');
+        out.bytes(c);
+        out.byte(0x0a);
+        return true;
+      }
+      case Cmd.ENCODED_WRITE: {
+        const p = F.str(A.PATH);
+        const offset = F.u64(A.FILE_OFFSET);
+        const fileLen = F.u64(A.UNENCODED_FILE_LEN);
+        const len = F.u64(A.UNENCODED_LEN);
+        const at = F.u64(A.UNENCODED_OFFSET);
+        const compression = F.present(A.COMPRESSION) ? F.u32(A.COMPRESSION) : 0;
+        const encryption = F.present(A.ENCRYPTION) ? F.u32(A.ENCRYPTION) : 0;
+        F.bin(A.DATA);
+        this.headOf('encoded_write', buf, p, p + F.length(A.PATH), true);
+        out.latin1('offset=');
+        out.decimal(offset);
+        out.latin1(' len=');
+        out.decimal(F.length(A.DATA));
+        out.latin1(', unencoded_file_len=');
+        out.decimal(fileLen);
+        out.latin1(', unencoded_len=');
+        out.decimal(len);
+        out.latin1(', unencoded_offset=');
+        out.decimal(at);
+        out.latin1(', compression=');
+        out.decimal(compression);
+        out.latin1(', encryption=');
+        out.decimal(encryption);
+        out.byte(0x0a);
+        return true;
+      }
+      default:
+        return false;
+    }
   }
 
   private time(sec: number): string {

@@ -9,10 +9,10 @@
 // yielding it, which Node streams never do); bytes spanning chunks are appended into a 1 MiB
 // accumulation buffer, again only into its never-exposed tail. Memory held by the window: one buffer
 // plus at most one command (the reader caps a command's size before asking for its bytes).
-import { open, close, read, fstatSync } from 'node:fs';
-import { Socket } from 'node:net';
+import { open, close, read, readSync, fstatSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { ByteSource } from './source.js';
+import { ExactFdWindow } from './exact-fd-window.js';
 
 /** Size of the buffers file descriptors are read into. */
 export const FD_CHUNK_SIZE = 1024 * 1024;
@@ -36,10 +36,26 @@ export interface ByteWindow {
  * `reuse`: the caller promises not to keep any Buffer from the window once it asks for more bytes, so
  * a file descriptor is read into one recycled buffer instead of fresh memory per MiB (about twice as
  * fast: fresh memory costs page faults); iterables recycle their assembly buffer likewise.
+ * `syncFiles` (with reuse): a regular file is read with synchronous reads of 256 KiB, each parsed while
+ * it is still in the CPU cache, instead of read ahead on libuv's pool — faster for a reader that
+ * waits for nothing else (--dump: 0.47-0.53 s against 0.53-0.58 s on a 1 GiB stream, and 1-2 MiB less
+ * RSS); receive keeps the read-ahead, which overlaps its kernel calls.
  */
-export function openByteWindow(source: ByteSource, reuse = false): ByteWindow {
+export interface WindowOptions {
+  /** The caller keeps no Buffer from the window once it asks for more bytes (see above). */
+  reuse?: boolean;
+  /** Read a regular file with synchronous reads (only with reuse; for a consumer with nothing else to wait for). */
+  syncFiles?: boolean;
+  /** Never read past the bytes asked for: a pipe's later bytes stay in the pipe (`-e`, exact-fd-window.ts). */
+  exact?: boolean;
+}
+
+export function openByteWindow(source: ByteSource, opts: WindowOptions = {}): ByteWindow {
+  const reuse = opts.reuse === true;
+  const syncFiles = opts.syncFiles === true;
   if (typeof source === 'number') {
-    if (isPipeOrSocket(source)) return new IterableWindow(pipeChunks(source), reuse);
+    if (isPipeOrSocket(source)) return opts.exact ? new ExactFdWindow(source, reuse) : new IterableWindow(pipeChunks(source), reuse);
+    if (reuse && syncFiles && isRegularFile(source)) return new SyncFileWindow(source);
     return reuse ? new PrefetchFdWindow(source, undefined) : new FdWindow(source, undefined, reuse);
   }
   if (typeof source === 'string') return reuse ? new PrefetchFdWindow(undefined, source) : new FdWindow(undefined, source, reuse);
@@ -47,6 +63,14 @@ export function openByteWindow(source: ByteSource, reuse = false): ByteWindow {
     return new IterableWindow(source as AsyncIterable<Uint8Array>, reuse);
   }
   throw new TypeError('stream source must be a file descriptor, a path, a Readable or an async iterable of bytes');
+}
+
+function isRegularFile(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function isPipeOrSocket(fd: number): boolean {
@@ -80,6 +104,8 @@ async function* pipeChunks(fd: number): AsyncGenerator<Buffer> {
   const flags = fdCalls.fcntl(fd, F_GETFL, 0);
   const copy = fdCalls.dup(fd);
   if (copy < 0) throw new Error(`cannot read the stream from fd ${fd}: dup failed`);
+  // node:net is loaded only here: regular files never need it (it costs start-up time and memory).
+  const { Socket } = await import('node:net');
   const socket = new Socket({ fd: copy, readable: true, writable: false });
   try {
     for await (const chunk of socket) yield chunk as Buffer;
@@ -365,6 +391,51 @@ class PrefetchFdWindow implements ByteWindow {
     const fd = this.fd;
     this.fd = undefined;
     await releaseFd(fd, this.path === undefined, unread);
+  }
+}
+
+/** Bytes per synchronous read: small enough that the parser finds them in the CPU cache. */
+const SYNC_READ_SIZE = 256 * 1024;
+
+/**
+ * A regular file read synchronously into one recycled buffer (reuse mode): the unfinished command at
+ * the end of the buffer is moved to its front before each read. A command larger than the buffer's
+ * spare room gets a bigger buffer, which is then kept. Memory: SYNC_READ_SIZE + CARRY_ROOM, or the
+ * largest command plus SYNC_READ_SIZE.
+ */
+class SyncFileWindow implements ByteWindow {
+  buf: Buffer = Buffer.allocUnsafe(SYNC_READ_SIZE + CARRY_ROOM);
+  pos = 0;
+  end = 0;
+  private eof = false;
+
+  constructor(private readonly fd: number) {}
+
+  async ensure(n: number): Promise<boolean> {
+    while (this.end - this.pos < n) {
+      if (this.eof) return false;
+      const tail = this.end - this.pos;
+      if (this.buf.length < n + SYNC_READ_SIZE) {
+        const bigger = Buffer.allocUnsafe(n + SYNC_READ_SIZE);
+        this.buf.copy(bigger, 0, this.pos, this.end);
+        this.buf = bigger;
+      } else {
+        // Nothing handed out earlier is still in use (reuse contract): move the tail to the front.
+        this.buf.copy(this.buf, 0, this.pos, this.end);
+      }
+      this.pos = 0;
+      this.end = tail;
+      const got = readSync(this.fd, this.buf, tail, Math.min(SYNC_READ_SIZE, this.buf.length - tail), null);
+      if (got === 0) this.eof = true;
+      this.end += got;
+    }
+    return true;
+  }
+
+  async release(): Promise<void> {
+    const unread = this.end - this.pos;
+    this.pos = this.end;
+    await releaseFd(this.fd, true, unread);
   }
 }
 

@@ -68,24 +68,38 @@ function u8(t: number): number {
 }
 
 function timespec(t: number): Timespec {
+  const sec = timespecSec(t);
+  const s = slotStart[t]!;
+  const b = cBuf;
+  const nsec = (b[s + 8]! | (b[s + 9]! << 8) | (b[s + 10]! << 16) | (b[s + 11]! << 24)) >>> 0;
+  return { sec, nsec };
+}
+
+/** The seconds of a timespec attribute (signed), checked. */
+function timespecSec(t: number): number {
   const s = need(t, 12);
   const b = cBuf;
   const lo = (b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24)) >>> 0;
   const hi = b[s + 4]! | (b[s + 5]! << 8) | (b[s + 6]! << 16) | (b[s + 7]! << 24); // signed
   if (hi > 0x1fffff || hi < -0x1fffff) tooBig(t, s, true);
-  const nsec = (b[s + 8]! | (b[s + 9]! << 8) | (b[s + 10]! << 16) | (b[s + 11]! << 24)) >>> 0;
-  return { sec: hi * 4294967296 + lo, nsec };
+  return hi * 4294967296 + lo;
 }
 
 /** A string attribute: raw bytes, rejected when it holds a NUL (C receivers would silently truncate). */
 function str(t: number): Buffer {
+  const s = strStart(t);
+  return cBuf.subarray(s, s + slotLen[t]!);
+}
+
+/** Where a checked string attribute starts in the frame's buffer (its length: slotLen). */
+function strStart(t: number): number {
   const s = need(t, -1);
   const e = s + slotLen[t]!;
   const b = cBuf;
   for (let i = s; i < e; i++) {
     if (b[i] === 0) fail(`attribute ${ATTR_NAMES[t]} contains a NUL byte`, slotTlv[t]!);
   }
-  return b.subarray(s, e);
+  return s;
 }
 
 function bin(t: number): Buffer {
@@ -97,6 +111,37 @@ function uuid(t: number): Buffer {
   const s = need(t, 16);
   return cBuf.subarray(s, s + 16);
 }
+
+// Field-by-field access for the dump, which prints the common commands straight from the frame without
+// building a Command: scanFrame() then the accessors, called in the order decodeCommand reads the same
+// fields, so a bad frame fails with the same error.
+
+/** Scan a frame's attributes (the checks of decodeCommand's scan) for the accessors below. */
+export function scanFrame(
+  buf: Buffer, frame: number, len: number, cmdNum: number, dataRunsToEnd: boolean, index: number, offset: number,
+): void {
+  cBuf = buf;
+  cFrame = frame;
+  cOffset = offset;
+  cIndex = index;
+  cName = COMMAND_NAMES[cmdNum]!;
+  const start = frame + COMMAND_HEADER_SIZE;
+  scanAttributes(buf, start, start + len, dataRunsToEnd);
+}
+
+export const field = {
+  /** A string attribute, checked as decodeCommand does; returns its start in the frame's buffer. */
+  str: strStart,
+  /** A variable-length attribute (present): its start. */
+  bin: (t: number): number => need(t, -1),
+  /** Length of an attribute found by str or bin. */
+  length: (t: number): number => slotLen[t]!,
+  u64,
+  u32,
+  /** A timespec attribute, checked; its seconds. */
+  timeSec: timespecSec,
+  present,
+};
 
 /** Walk the TLVs of a body, recording where each attribute is. */
 function scanAttributes(buf: Buffer, start: number, end: number, dataRunsToEnd: boolean): void {
@@ -142,13 +187,7 @@ function scanAttributes(buf: Buffer, start: number, end: number, dataRunsToEnd: 
 export function decodeCommand(
   buf: Buffer, frame: number, len: number, cmdNum: number, dataRunsToEnd: boolean, index: number, offset: number,
 ): Command {
-  cBuf = buf;
-  cFrame = frame;
-  cOffset = offset;
-  cIndex = index;
-  cName = COMMAND_NAMES[cmdNum]!;
-  const start = frame + COMMAND_HEADER_SIZE;
-  scanAttributes(buf, start, start + len, dataRunsToEnd);
+  scanFrame(buf, frame, len, cmdNum, dataRunsToEnd, index, offset);
   const A = Attr;
   switch (cmdNum) {
     case Cmd.SUBVOL:
