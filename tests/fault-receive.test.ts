@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { makeBtrfs, requireBtrfs, run, type Btrfs } from './helpers/btrfs.js';
-import { snapshotTree, diffTrees } from './helpers/compare-trees.js';
+import { collectTree, diffTrees } from '../src/lab/compare-trees.js';
 import { seededBytes } from './helpers/populate.js';
 import { btrfsTs, errorLine, finalizedSubvols, uncleanFailure, type ProcResult } from '../src/soak/fault-check.js';
 import { subvolInfo } from '../src/lab/loop-btrfs.js';
@@ -99,7 +99,7 @@ describe.skipIf(!ok)('receive faults', () => {
     const good = freshDest('after-kill');
     const r4 = await btrfsTs(['receive', '-f', full, good], { timeoutMs: 120_000 });
     expect(r4.code, r4.stderr).toBe(0);
-    expect(diffTrees(snapshotTree(join(good, 'snap0')), snapshotTree(join(src.mnt, 'snap0')), { ignoreRootTimes: true })).toEqual([]);
+    expect(diffTrees(collectTree(join(good, 'snap0')), collectTree(join(src.mnt, 'snap0')), { ignoreRootTimes: true })).toEqual([]);
     expect(subvolInfo(join(good, 'snap0')).readonly).toBe(true);
   });
 

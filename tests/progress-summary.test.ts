@@ -19,7 +19,7 @@ describe.skipIf(!ok)('receive --progress summary', () => {
     run('btrfs', ['-q', 'subvolume', 'create', vol]);
     // 4 MiB of compressible text: 32 compressed extents of 128 KiB each.
     writeFileSync(join(vol, 'text.txt'), Buffer.from('all work and no play makes jack a dull boy\n'.repeat(100_000)).subarray(0, 4 << 20));
-    run('sync');
+    run('sync', []);
     run('btrfs', ['-q', 'subvolume', 'snapshot', '-r', vol, join(fs.mnt, 'snap')]);
     stream = join(fs.mnt, '..', 'compressed.stream');
     run('btrfs', ['send', '-q', '--compressed-data', '-f', stream, join(fs.mnt, 'snap')]);

@@ -7,7 +7,8 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireBtrfs, makeBtrfs, run, type Btrfs } from './helpers/btrfs.js';
 import { makeSubvolume, snapshot } from './helpers/populate.js';
-import { subvolInfo, snapshotTree, diffTrees } from './helpers/compare-trees.js';
+import { collectTree, diffTrees } from '../src/lab/compare-trees.js';
+import { subvolInfo } from '../src/lab/loop-btrfs.js';
 import { btrfsSend, ourReceive, ourReceiveFailure } from './helpers/receive-harness.js';
 
 const ok = requireBtrfs();
@@ -81,7 +82,7 @@ describe.skipIf(!ok)('receive via the CLI and on subvol= mounts', () => {
     await ourReceive(join(tmp, 'full.stream'), join(inner, 'in'));
     const { log } = await ourReceive(join(tmp, 'incr.stream'), join(inner, 'in'));
     expect(log).toContain('At snapshot snap2');
-    expect(diffTrees(snapshotTree(join(fs.mnt, 'snap2')), snapshotTree(join(inner, 'in', 'snap2')))).toEqual([]);
+    expect(diffTrees(collectTree(join(fs.mnt, 'snap2')), collectTree(join(inner, 'in', 'snap2')))).toEqual([]);
     // -m naming the mount root explicitly works the same.
     mkdirSync(join(inner, 'm'));
     await ourReceive(join(tmp, 'full.stream'), join(inner, 'm'), { rootMount: inner });

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { requireBtrfs, makeBtrfs, type Btrfs } from './helpers/btrfs.js';
 import { buildStream } from './helpers/stream-builder.js';
-import { subvolInfo } from './helpers/compare-trees.js';
+import { subvolInfo } from '../src/lab/loop-btrfs.js';
 import { ourReceive, ourReceiveFailure } from './helpers/receive-harness.js';
 import type { Command } from '../src/stream/commands.js';
 

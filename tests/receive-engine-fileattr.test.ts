@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { requireBtrfs, makeBtrfs, type Btrfs } from './helpers/btrfs.js';
 import { buildStream } from './helpers/stream-builder.js';
-import { subvolInfo } from './helpers/compare-trees.js';
+import { subvolInfo } from '../src/lab/loop-btrfs.js';
 import { ourReceive } from './helpers/receive-harness.js';
 
 const ok = requireBtrfs();

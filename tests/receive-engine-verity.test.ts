@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { requireBtrfs, makeBtrfs, type Btrfs } from './helpers/btrfs.js';
 import { buildStream } from './helpers/stream-builder.js';
-import { subvolInfo } from './helpers/compare-trees.js';
+import { subvolInfo } from '../src/lab/loop-btrfs.js';
 import { receive } from '../src/receive/receive.js';
 
 const ok = requireBtrfs();

@@ -8,7 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { requireBtrfs, makeBtrfs, type Btrfs } from './helpers/btrfs.js';
 import { populateVariedTree, mutateTree, makeSubvolume, snapshot } from './helpers/populate.js';
-import { snapshotTree, diffTrees, subvolInfo } from './helpers/compare-trees.js';
+import { collectTree, diffTrees, formatDifference } from '../src/lab/compare-trees.js';
+import { subvolInfo } from '../src/lab/loop-btrfs.js';
 import { btrfsSend, btrfsReceive, ourReceive } from './helpers/receive-harness.js';
 
 const ok = requireBtrfs();
@@ -60,13 +61,13 @@ describe.skipIf(!ok)('incremental receive equals btrfs receive', () => {
       expect(log).toContain(i === 0 ? 'At subvol snap1' : `At snapshot snap${i + 1}`);
     }
     for (const snap of ['snap1', 'snap2', 'snap3']) {
-      const actual = snapshotTree(join(ours.mnt, dir, snap));
-      const source = snapshotTree(join(src.mnt, snap));
+      const actual = collectTree(join(ours.mnt, dir, snap));
+      const source = collectTree(join(src.mnt, snap));
       expect(diffTrees(source, actual), `${snap} vs source`).toEqual([]);
-      const fromProgs = diffTrees(snapshotTree(join(progs.mnt, dir, snap)), actual);
+      const fromProgs = diffTrees(collectTree(join(progs.mnt, dir, snap)), actual).map((d) => formatDifference(d, ['progs', 'ours']));
       if (snap === 'snap3') {
         // progs' lchown cleared set-uid and no CHMOD followed; we kept the mode the file had.
-        expect(fromProgs).toEqual(['"odd-size.bin": mode 755 != 4755']);
+        expect(fromProgs).toEqual(['odd-size.bin: mode differs (progs: 755; ours: 4755)']);
       } else {
         expect(fromProgs, `${snap} vs btrfs receive`).toEqual([]);
       }

@@ -8,7 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { requireBtrfs, makeBtrfs, type Btrfs } from './helpers/btrfs.js';
 import { buildStream } from './helpers/stream-builder.js';
-import { snapshotTree, diffTrees, subvolInfo, type TreeSnapshot } from './helpers/compare-trees.js';
+import { collectTree, diffTrees, type TreeInfo } from '../src/lab/compare-trees.js';
+import { subvolInfo } from '../src/lab/loop-btrfs.js';
 import { ourReceiveFailure } from './helpers/receive-harness.js';
 import type { Command } from '../src/stream/commands.js';
 
@@ -21,7 +22,7 @@ async function* bytes(b: Buffer): AsyncGenerator<Buffer> { yield b; }
 describe.skipIf(!ok)('hostile streams cannot leave DEST', () => {
   let fs: Btrfs;
   let canary: string;
-  let canaryBefore: TreeSnapshot;
+  let canaryBefore: TreeInfo;
   let topBefore: string[];
   let n = 0;
   let dest: string;
@@ -33,8 +34,8 @@ describe.skipIf(!ok)('hostile streams cannot leave DEST', () => {
     mkdirSync(canary);
     writeFileSync(join(canary, 'secret'), 'canary data that must not change\n'.repeat(200));
     mkdirSync(join(canary, 'sub'));
-    snapshotTree(canary); // the first walk moves relatime atimes past mtime; the baseline is stable after
-    canaryBefore = snapshotTree(canary);
+    collectTree(canary); // the first walk moves relatime atimes past mtime; the baseline is stable after
+    canaryBefore = collectTree(canary);
   });
   afterAll(() => fs?.cleanup());
   beforeEach(() => {
@@ -50,7 +51,7 @@ describe.skipIf(!ok)('hostile streams cannot leave DEST', () => {
     const { error, log } = await ourReceiveFailure(bytes(stream), dest);
     expect(error.message).toMatch(message);
     expect(error.message.split('\n')).toHaveLength(1);
-    expect(diffTrees(canaryBefore, snapshotTree(canary))).toEqual([]);
+    expect(diffTrees(canaryBefore, collectTree(canary))).toEqual([]);
     expect(readdirSync(fs.mnt).sort()).toEqual(topBefore);
     if (subvol === 's' && existsSync(join(dest, subvol))) {
       const info = subvolInfo(join(dest, subvol));
@@ -188,7 +189,7 @@ describe.skipIf(!ok)('hostile streams cannot leave DEST', () => {
     const { error } = await ourReceiveFailure(bytes(stream), dest);
     expect(error.message).toMatch(/command #1 \(snapshot\) s .*parent subvolume unrelated .*has ctransid \d+, but the stream needs transid 123456/);
     expect(readdirSync(dest)).toEqual([]);
-    expect(diffTrees(canaryBefore, snapshotTree(canary))).toEqual([]);
+    expect(diffTrees(canaryBefore, collectTree(canary))).toEqual([]);
   });
 
   it('a writable parent (right UUID and transid, but it may have changed) is refused', async () => {

@@ -8,7 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeBtrfs, requireBtrfs, type Btrfs } from './helpers/btrfs.js';
 import { makeSubvolume, mutateTree, populateVariedTree, seededBytes, snapshot } from './helpers/populate.js';
-import { diffTrees, snapshotTree, subvolInfo } from './helpers/compare-trees.js';
+import { collectTree, diffTrees } from '../src/lab/compare-trees.js';
+import { subvolInfo } from '../src/lab/loop-btrfs.js';
 import { requireSshd, shq, startSshd, type Sshd } from './helpers/sshd.js';
 
 const ok = requireBtrfs() && requireSshd();
@@ -55,7 +56,7 @@ describe.skipIf(!ok)('send and receive over ssh', () => {
   /** The received copies of s1 and s2 under `dir` equal the sources and are marked received. */
   function expectReceived(dir: string): void {
     for (const name of ['s1', 's2']) {
-      const diffs = diffTrees(snapshotTree(S(name)), snapshotTree(D(dir, name)));
+      const diffs = diffTrees(collectTree(S(name)), collectTree(D(dir, name)));
       expect(diffs, `${dir}/${name}`).toEqual([]);
       const info = subvolInfo(D(dir, name));
       expect(info.readonly).toBe(true);

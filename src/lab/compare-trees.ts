@@ -169,11 +169,27 @@ export function showPath(rel: string): string {
 const FIELDS: (keyof NodeInfo)[] = ['type', 'mode', 'uid', 'gid', 'size', 'sha256', 'target', 'rdev', 'nlink', 'links',
   'xattrs', 'mtimeNs', 'atimeNs', 'flags'];
 
+/** What diffTrees compares by default: everything except inode flags (btrfs-progs does not set them). */
+export const DEFAULT_FIELDS: readonly (keyof NodeInfo)[] = FIELDS.filter((f) => f !== 'flags');
+
+export interface DiffOptions {
+  /** Fields to compare (default DEFAULT_FIELDS). */
+  fields?: (keyof NodeInfo)[];
+  /** Fields to leave out, e.g. ['sha256'] for a --no-data receive. */
+  ignore?: (keyof NodeInfo)[];
+  /** Skip the root directory's atime/mtime: the kernel sends no UTIMES for a root that did not change. */
+  ignoreRootTimes?: boolean;
+}
+
 /**
  * All differences between two collected trees, in path order (first = first differing path).
- * `fields` restricts what is compared (default: everything except flags).
+ * `opts` is either the list of fields to compare or DiffOptions.
  */
-export function diffTrees(a: TreeInfo, b: TreeInfo, fields: (keyof NodeInfo)[] = FIELDS.filter((f) => f !== 'flags')): Difference[] {
+export function diffTrees(a: TreeInfo, b: TreeInfo, opts: (keyof NodeInfo)[] | DiffOptions = {}): Difference[] {
+  const o: DiffOptions = Array.isArray(opts) ? { fields: opts } : opts;
+  const fields = (o.fields ?? DEFAULT_FIELDS).filter((f) => !o.ignore?.includes(f));
+  const rootTimes: (keyof NodeInfo)[] = ['atimeNs', 'mtimeNs'];
+  const rootFields = o.ignoreRootTimes ? fields.filter((f) => !rootTimes.includes(f)) : fields;
   const out: Difference[] = [];
   const paths = [...new Set([...a.keys(), ...b.keys()])].sort();
   for (const p of paths) {
@@ -183,7 +199,7 @@ export function diffTrees(a: TreeInfo, b: TreeInfo, fields: (keyof NodeInfo)[] =
       out.push({ path: showPath(p), rawPath: p, field: 'exists', a: String(!!x), b: String(!!y) });
       continue;
     }
-    for (const f of fields) {
+    for (const f of p === '' ? rootFields : fields) {
       const vx = x[f] === undefined ? '-' : String(x[f]);
       const vy = y[f] === undefined ? '-' : String(y[f]);
       if (vx !== vy) out.push({ path: showPath(p), rawPath: p, field: f, a: vx.slice(0, 200), b: vy.slice(0, 200) });
