@@ -7,7 +7,7 @@ import type {
 import { cloneRange } from '../sys/btrfs-ioctl.js';
 import {
   close, fallocate, fchmod, fchmodat, fchmodat2NoFollow, fchown, fchownat, fremovexattr, fsetxattr, FsConst, ftruncate, futimens,
-  fstatMode, fstatOwner, linkat, lremovexattrAt, lsetxattrAt, lstatModeAt, mkdirat, mknodat, openat, pwriteAll, renameat, symlinkat, unlinkat,
+  fstatMode, fstatOwner, linkat, lstatInoAt, lstatOwnerAt, lremovexattrAt, lsetxattrAt, lstatModeAt, mkdirat, mknodat, openat, pwriteAll, renameat, symlinkat, unlinkat,
   utimensat,
 } from '../sys/fs.js';
 import { printablePath, SysError } from '../sys/libc.js';
@@ -26,6 +26,7 @@ const S_IFMT = 0o170000;
 const S_IFIFO = 0o010000;
 const S_IFSOCK = 0o140000;
 const S_IFLNK = 0o120000;
+const S_IFDIR = 0o040000;
 const SETID = 0o6000;
 const SETGID = 0o2000;
 const CAPABILITY_XATTR = Buffer.from('security.capability');
@@ -164,11 +165,19 @@ export class SubvolReceiver {
     try {
       if (!this.parentIsPlain(cmd.path) || !this.parentIsPlain(to)) return false;
       this.apply({ ...cmd, path: to });
-      return true;
     } catch (e) {
       if (e instanceof SysError && FILESYSTEM_FAILURES.has(e.errno)) throw e;
       return false;
     }
+    if (cmd.cmd === 'mkdir') {
+      // Its children will be made in it: what it passes on is known (nothing), no need to look later.
+      try {
+        this.atParent(to, (p) => this.plainDirs.madePlain(lstatInoAt(p.dirfd, p.name)));
+      } catch {
+        // Only a shortcut: without it the directory is inspected when first used.
+      }
+    }
+    return true;
   }
 
   private parentIsPlain(path: Buffer): boolean {
@@ -278,9 +287,14 @@ export class SubvolReceiver {
       return;
     }
     this.atParent(cmd.path, (p) => {
-      const before = lstatModeAt(p.dirfd, p.name);
+      const st = lstatOwnerAt(p.dirfd, p.name);
+      const before = st.mode;
+      // chown(2) of a directory clears no mode bit and drops no capability, and a symlink has
+      // neither: to the owner it already has, it would change nothing but ctime.
+      const type = before & S_IFMT;
+      if ((type === S_IFDIR || type === S_IFLNK) && st.uid === cmd.uid && st.gid === cmd.gid) return;
       fchownat(p.dirfd, p.name, cmd.uid, cmd.gid);
-      if ((before & SETID) && (before & S_IFMT) !== S_IFLNK) {
+      if ((before & SETID) && type !== S_IFLNK) {
         const after = lstatModeAt(p.dirfd, p.name);
         if ((after & 0o7777) !== (before & 0o7777)) chmodNoFollow(p, before & 0o7777, cmd.path);
       }

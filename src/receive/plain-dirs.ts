@@ -12,38 +12,55 @@ const DOT = Buffer.from('.');
 const DEFAULT_ACL = 'system.posix_acl_default';
 
 export class PlainDirs {
-  /**
-   * Answers by directory fd, valid while the resolver keeps its fds (same epoch): an fd names one
-   * inode until it is closed. What could change a directory meanwhile clears them: an xattr set or
-   * removed, a mode with set-gid (forget()). Inode flags are only changed at finalization (FILEATTR).
-   */
-  private readonly known = new Map<number, boolean>();
+  /** Answers by directory fd, valid while the resolver keeps its fds (same epoch): an fd names one
+   *  inode until it is closed. */
+  private readonly byFd = new Map<number, boolean>();
   private epoch = -1;
+  /**
+   * Answers by directory inode number, kept across the resolver's epochs (inode numbers are not reused
+   * within one receive). What could change a directory clears both maps: an xattr set or removed, a
+   * mode with set-gid (forget()). Inode flags are only changed at finalization (FILEATTR).
+   */
+  private readonly byIno = new Map<number, boolean>();
 
   constructor(private readonly resolver: PathResolver) {}
 
   /** True when creating in the directory `dirfd` (one of the resolver's fds) inherits nothing from it. */
   isPlain(dirfd: number): boolean {
     if (this.epoch !== this.resolver.epoch) {
-      this.known.clear();
+      this.byFd.clear();
       this.epoch = this.resolver.epoch;
     }
-    let plain = this.known.get(dirfd);
+    let plain = this.byFd.get(dirfd);
     if (plain === undefined) {
-      plain = inheritsNothing(dirfd);
-      this.known.set(dirfd, plain);
+      const { ino, mode } = fstatInoMode(dirfd);
+      if (mode & S_ISGID) {
+        plain = false;
+      } else {
+        plain = this.byIno.get(ino);
+        if (plain === undefined) {
+          plain = inheritsNothing(dirfd);
+          this.byIno.set(ino, plain);
+        }
+      }
+      this.byFd.set(dirfd, plain);
     }
     return plain;
   }
 
+  /** A directory this receive has just made (mode 0700, no xattr, no flag) inside a plain one. */
+  madePlain(ino: number): void {
+    this.byIno.set(ino, true);
+  }
+
   /** An xattr or a set-gid bit may have changed somewhere (SET_XATTR, REMOVE_XATTR, CHMOD): look again. */
   forget(): void {
-    this.known.clear();
+    this.byFd.clear();
+    this.byIno.clear();
   }
 }
 
 function inheritsNothing(dirfd: number): boolean {
-  if (fstatInoMode(dirfd).mode & S_ISGID) return false;
   const fd = openat(dirfd, DOT, FsConst.O_RDONLY | FsConst.O_DIRECTORY);
   try {
     if (getFsFlags(fd) !== 0) return false;

@@ -318,6 +318,21 @@ export function fstatMode(fd: number): number {
   return statBuf.readUInt32LE(StatLayout.st_mode);
 }
 
+/** Owner and mode of `path` beneath dirfd, never following a final symlink. */
+export function lstatOwnerAt(dirfd: number, path: Buffer): { mode: number; uid: number; gid: number } {
+  check(fstatatRaw(dirfd, cPath(path), statBuf, F.AT_SYMLINK_NOFOLLOW) as number, 'fstatat', path);
+  return {
+    mode: statBuf.readUInt32LE(StatLayout.st_mode), uid: statBuf.readUInt32LE(StatLayout.st_uid),
+    gid: statBuf.readUInt32LE(StatLayout.st_gid),
+  };
+}
+
+/** Inode number of `path` beneath dirfd (fstatat AT_SYMLINK_NOFOLLOW). */
+export function lstatInoAt(dirfd: number, path: Buffer): number {
+  check(fstatatRaw(dirfd, cPath(path), statBuf, F.AT_SYMLINK_NOFOLLOW) as number, 'fstatat', path);
+  return Number(statBuf.readBigUInt64LE(StatLayout.st_ino));
+}
+
 /** Owner and mode of what `fd` refers to (any fd, O_PATH included). */
 export function fstatOwner(fd: number): { mode: number; uid: number; gid: number } {
   check(fstatatRaw(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH) as number, 'fstat');
