@@ -2,7 +2,8 @@
 // name instead of under its orphan name and renaming it (held-create.ts) is only the same when neither
 // directory passes anything on: a set-gid directory gives its group (and, to a subdirectory, its set-gid
 // bit), a default ACL becomes the new inode's ACL, the btrfs.compression property is copied, and the
-// COMPRESS/NOCOMPRESS/NODATACOW inode flags are inherited.
+// COMPRESS/NOCOMPRESS/NODATACOW inode flags are inherited, and a security module that labels directories
+// (a `security.*` xattr: SELinux, Smack) may label new inodes after the directory they are made in.
 import { close, FsConst, fstatInoMode, flistxattr, openat } from '../sys/fs.js';
 import { getFsFlags } from '../sys/fileattr.js';
 import type { PathResolver } from './path-resolver.js';
@@ -10,6 +11,8 @@ import type { PathResolver } from './path-resolver.js';
 const S_ISGID = 0o2000;
 const DOT = Buffer.from('.');
 const DEFAULT_ACL = 'system.posix_acl_default';
+/** Directories remembered by inode (then forgotten all at once): memory stays bounded on any tree. */
+const MAX_KNOWN_DIRS = 8192;
 
 export class PlainDirs {
   /** Answers by directory fd, valid while the resolver keeps its fds (same epoch): an fd names one
@@ -40,7 +43,7 @@ export class PlainDirs {
         plain = this.byIno.get(ino);
         if (plain === undefined) {
           plain = inheritsNothing(dirfd);
-          this.byIno.set(ino, plain);
+          this.remember(ino, plain);
         }
       }
       this.byFd.set(dirfd, plain);
@@ -50,7 +53,12 @@ export class PlainDirs {
 
   /** A directory this receive has just made (mode 0700, no xattr, no flag) inside a plain one. */
   madePlain(ino: number): void {
-    this.byIno.set(ino, true);
+    this.remember(ino, true);
+  }
+
+  private remember(ino: number, plain: boolean): void {
+    if (this.byIno.size >= MAX_KNOWN_DIRS) this.byIno.clear();
+    this.byIno.set(ino, plain);
   }
 
   /** An xattr or a set-gid bit may have changed somewhere (SET_XATTR, REMOVE_XATTR, CHMOD): look again. */
@@ -65,7 +73,8 @@ function inheritsNothing(dirfd: number): boolean {
   try {
     if (getFsFlags(fd) !== 0) return false;
     for (const name of flistxattr(fd).toString('latin1').split('\0')) {
-      if (name === DEFAULT_ACL || name.startsWith('btrfs.')) return false;
+      // security.*: an LSM (SELinux, Smack) may label new inodes from their directory.
+      if (name === DEFAULT_ACL || name.startsWith('btrfs.') || name.startsWith('security.')) return false;
     }
     return true;
   } finally {
