@@ -7,8 +7,8 @@ import type {
 import { cloneRange } from '../sys/btrfs-ioctl.js';
 import {
   close, fallocate, fchmod, fchmodat, fchmodat2NoFollow, fchown, fchownat, fremovexattr, fsetxattr, FsConst, ftruncate, futimens,
-  fstatMode, fstatOwner, linkat, lstatInoAt, lstatOwnerAt, lremovexattrAt, lsetxattrAt, lstatModeAt, mkdirat, mknodat, openat, pwriteAll, renameat, symlinkat, unlinkat,
-  utimensat,
+  fstatMode, fstatOwner, linkat, lremovexattrAt, lsetxattrAt, lstatInoAt, lstatModeAt, lstatOwnerAt, mkdirat, mknodat,
+  openat, pwriteAll, renameat, symlinkat, unlinkat, utimensat,
 } from '../sys/fs.js';
 import { printablePath, SysError } from '../sys/libc.js';
 import { enableVerity } from '../sys/verity.js';
@@ -116,22 +116,27 @@ export class SubvolReceiver {
           this.invalidateDirs();
         }
       }
-      case 'set_xattr':
-        this.plainDirs.forget();
+      case 'set_xattr': {
+        this.plainDirs.forget(); // a default ACL or a property may now be inherited
         if (cmd.name.equals(CAPABILITY_XATTR)) this.capabilitiesSet = true;
         return this.onInode(cmd.path,
-        (fd) => fsetxattr(fd, cmd.name, cmd.value, 0, cmd.path),
-        (p) => lsetxattrAt(p.dirfd, p.name, cmd.name, cmd.value, 0, cmd.path));
-      case 'remove_xattr': this.plainDirs.forget(); return this.onInode(cmd.path,
-        (fd) => fremovexattr(fd, cmd.name, cmd.path),
-        (p) => lremovexattrAt(p.dirfd, p.name, cmd.name, cmd.path));
+          (fd) => fsetxattr(fd, cmd.name, cmd.value, 0, cmd.path),
+          (p) => lsetxattrAt(p.dirfd, p.name, cmd.name, cmd.value, 0, cmd.path));
+      }
+      case 'remove_xattr': {
+        this.plainDirs.forget();
+        return this.onInode(cmd.path,
+          (fd) => fremovexattr(fd, cmd.name, cmd.path),
+          (p) => lremovexattrAt(p.dirfd, p.name, cmd.name, cmd.path));
+      }
       case 'clone': return this.clone(cmd);
       case 'truncate': return ftruncate(this.writes.get(cmd.path), cmd.size, cmd.path);
-      case 'chmod':
-        if (cmd.mode & SETGID) this.plainDirs.forget();
+      case 'chmod': {
+        if (cmd.mode & SETGID) this.plainDirs.forget(); // a set-gid directory passes its group on
         return this.onInode(cmd.path,
-        (fd) => fchmod(fd, cmd.mode & 0o7777, cmd.path),
-        (p) => chmodNoFollow(p, cmd.mode & 0o7777, cmd.path));
+          (fd) => fchmod(fd, cmd.mode & 0o7777, cmd.path),
+          (p) => chmodNoFollow(p, cmd.mode & 0o7777, cmd.path));
+      }
       case 'chown': return this.chown(cmd);
       case 'utimes': return this.onInode(cmd.path,
         (fd) => futimens(fd, cmd.atime, cmd.mtime, cmd.path),
