@@ -47,9 +47,9 @@ export async function dumpStream(opts: DumpOptions): Promise<DumpSummary> {
   const out = new OutBuffer(opts.output ?? 1);
   const json = opts.format === 'json' ? new JsonDumpFormatter(out) : undefined;
   const text = json ? undefined : new ProgsDumpFormatter(out, opts.timeZone === undefined ? {} : { zone: loadZone(opts.timeZone) });
-  // Each command is printed before the next is read, so the window may recycle its buffers; a
-  // regular file is read synchronously (nothing else to wait for).
-  const w = openByteWindow(opts.input, { reuse: true, syncFiles: true, exact: opts.stopAtFirstEnd === true });
+  // Each command is printed before the next is read, so the window may recycle its buffers; nothing
+  // else is waited for, so a regular file is read in cache-sized pieces, ahead on a native thread.
+  const w = openByteWindow(opts.input, { reuse: true, parserBound: true, exact: opts.stopAtFirstEnd === true });
   let commands = 0;
   let stream = -1;
   // The loop runs synchronously over the bytes at hand: it awaits only to refill the window.

@@ -13,6 +13,8 @@ import { open, close, read, readSync, fstatSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { ByteSource } from './source.js';
 import { ExactFdWindow } from './exact-fd-window.js';
+import { openReadAheadWindow } from './read-ahead-window.js';
+import { seekBack } from './seek-back.js';
 
 /** Size of the buffers file descriptors are read into. */
 export const FD_CHUNK_SIZE = 1024 * 1024;
@@ -36,26 +38,27 @@ export interface ByteWindow {
  * `reuse`: the caller promises not to keep any Buffer from the window once it asks for more bytes, so
  * a file descriptor is read into one recycled buffer instead of fresh memory per MiB (about twice as
  * fast: fresh memory costs page faults); iterables recycle their assembly buffer likewise.
- * `syncFiles` (with reuse): a regular file is read with synchronous reads of 256 KiB, each parsed while
- * it is still in the CPU cache, instead of read ahead on libuv's pool — faster for a reader that
- * waits for nothing else (--dump: 0.47-0.53 s against 0.53-0.58 s on a 1 GiB stream, and 1-2 MiB less
- * RSS); receive keeps the read-ahead, which overlaps its kernel calls.
+ * `parserBound` (with reuse), for a consumer that waits for nothing else (--dump): a regular file is read
+ * in 256 KiB pieces, each parsed while it is still in the CPU cache — by a native read-ahead thread
+ * (read-ahead-window.ts; 1 GiB v1 dump 0.38-0.40 s against 0.44-0.45 s with caches dropped), or without
+ * it by synchronous reads (against 0.53-0.58 s for libuv's pool). Receive keeps libuv's read-ahead, which
+ * overlaps its kernel calls.
  */
 export interface WindowOptions {
   /** The caller keeps no Buffer from the window once it asks for more bytes (see above). */
   reuse?: boolean;
-  /** Read a regular file with synchronous reads (only with reuse; for a consumer with nothing else to wait for). */
-  syncFiles?: boolean;
+  /** The consumer waits for nothing else (only with reuse): read a regular file in cache-sized pieces, ahead on a native thread. */
+  parserBound?: boolean;
   /** Never read past the bytes asked for: a pipe's later bytes stay in the pipe (`-e`, exact-fd-window.ts). */
   exact?: boolean;
 }
 
 export function openByteWindow(source: ByteSource, opts: WindowOptions = {}): ByteWindow {
   const reuse = opts.reuse === true;
-  const syncFiles = opts.syncFiles === true;
+  const parserBound = opts.parserBound === true;
   if (typeof source === 'number') {
     if (isPipeOrSocket(source)) return opts.exact ? new ExactFdWindow(source, reuse) : new IterableWindow(pipeChunks(source), reuse);
-    if (reuse && syncFiles && isRegularFile(source)) return new SyncFileWindow(source);
+    if (reuse && parserBound && isRegularFile(source)) return openReadAheadWindow(source) ?? new SyncFileWindow(source);
     return reuse ? new PrefetchFdWindow(source, undefined) : new FdWindow(source, undefined, reuse);
   }
   if (typeof source === 'string') return reuse ? new PrefetchFdWindow(undefined, source) : new FdWindow(undefined, source, reuse);
@@ -128,8 +131,6 @@ function readFd(fd: number, buf: Buffer, off: number, len: number): Promise<numb
     attempt();
   });
 }
-
-let lseekFn: ((fd: number, off: number, whence: number) => number) | undefined;
 
 class FdWindow implements ByteWindow {
   buf: Buffer = EMPTY;
@@ -446,11 +447,7 @@ class SyncFileWindow implements ByteWindow {
 async function releaseFd(fd: number | undefined, callersFd: boolean, unread: number): Promise<void> {
   if (fd === undefined) return;
   if (callersFd) {
-    if (unread > 0) {
-      const { libc } = await import('../sys/libc.js');
-      lseekFn ??= libc.func('int64_t lseek(int, int64_t, int)') as (fd: number, off: number, whence: number) => number;
-      lseekFn(fd, -unread, 1 /* SEEK_CUR */);
-    }
+    await seekBack(fd, unread);
     return;
   }
   await new Promise<void>((resolve) => close(fd, () => resolve()));

@@ -1,0 +1,327 @@
+/* Read-ahead of a regular file on threads of their own, for the stream reader (src/stream/read-ahead-window.ts).
+ *
+ * Why: a `--dump` of a 1 GiB stream spends a third of its time in read(2), copying the file into our
+ * buffer, while the main thread could be parsing and printing. libuv's pool was tried and lost (a promise
+ * per chunk, 1 MiB buffers that no longer fit the cache); this is plain threads and a ring of slots.
+ *
+ * The JS side hands over its own Buffers (the slots, all of one size). The file, from the fd's position,
+ * is cut into pieces of a slot's size; readers fill piece k into slot k mod count with pread(2). A slot is
+ * FREE (a reader may claim it), FILLING, FULL (waiting for JS) or HELD (JS reads it). JS takes pieces in
+ * order with `take()` and gives the oldest back with `give()`. No reader touches a slot JS holds, and JS
+ * never reads a slot before its reader has let go of it (a mutex orders the two).
+ *
+ *   start(fd, slots: Buffer[], offset, readers) → handle   pieces go to [offset, length) of each slot
+ *   take(handle)  → bytes in the next piece, which JS then holds; 0 at end of file (nothing held);
+ *                   throws an Error with .code on a read error (the piece is held)
+ *   give(handle)  → the oldest slot JS holds is free again
+ *   stop(handle, unconsumed) → joins the readers; the fd's position is set just past what JS consumed
+ * The GC's finalizer stops the readers too if JS forgets.
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_FULL, SLOT_HELD };
+
+#define MAX_READERS 4
+
+struct slot {
+  uint8_t *data;       /* the JS Buffer's bytes; kept alive by `ref` */
+  size_t capacity;     /* bytes a reader may fill, from data */
+  size_t filled;
+  int error;           /* errno of a failed read, or 0 */
+  uint64_t seq;        /* which piece of the file the slot holds: bytes [seq × capacity, +filled) from the start */
+  enum slot_state state;
+  napi_ref ref;
+};
+
+struct reader {
+  int fd;
+  off_t start;         /* the fd's position when we started: piece 0 begins there */
+  size_t count;
+  struct slot *slots;
+  pthread_t threads[MAX_READERS];
+  int threads_started;
+  pthread_mutex_t lock;
+  pthread_cond_t changed;
+  int stopping;
+  uint64_t next_claim; /* piece the next idle reader reads */
+  uint64_t last_piece; /* the piece that met end of file or an error; UINT64_MAX until then */
+  uint64_t next_take;  /* piece JS takes next */
+  uint64_t oldest_held;/* piece JS gives back next */
+  uint64_t taken_bytes;/* bytes in the pieces JS has taken */
+  size_t held;         /* slots JS holds */
+  int stopped;
+};
+
+/* Claims piece `seq` for filling (lock held; the piece's slot is FREE). */
+static struct slot *claim_piece(struct reader *r, uint64_t seq) {
+  struct slot *s = &r->slots[seq % r->count];
+  s->state = SLOT_FILLING;
+  s->seq = seq;
+  r->next_claim = seq + 1;
+  return s;
+}
+
+/* Reads a claimed piece; called with the lock held, returns with it held. The slot belongs to the
+ * caller until it is marked FULL, so the read runs without the lock. */
+static void fill_piece(struct reader *r, struct slot *s) {
+  pthread_mutex_unlock(&r->lock);
+  off_t at = r->start + (off_t)(s->seq * s->capacity);
+  size_t filled = 0;
+  int error = 0;
+  while (filled < s->capacity) {
+    ssize_t n = pread(r->fd, s->data + filled, s->capacity - filled, at + (off_t)filled);
+    if (n > 0) {
+      filled += (size_t)n;
+    } else if (n == 0) {
+      break;
+    } else if (errno != EINTR) {
+      error = errno;
+      break;
+    }
+  }
+  pthread_mutex_lock(&r->lock);
+  s->filled = filled;
+  s->error = error;
+  s->state = SLOT_FULL;
+  /* A short piece is the end of the file (a regular file reads short only there): none after it. */
+  if ((error != 0 || filled < s->capacity) && s->seq < r->last_piece) r->last_piece = s->seq;
+  pthread_cond_broadcast(&r->changed);
+}
+
+/* A reader claims the next piece whose slot is free and reads it with pread(2); several may work at once. */
+static void *fill_slots(void *arg) {
+  struct reader *r = arg;
+  pthread_mutex_lock(&r->lock);
+  while (!r->stopping && r->next_claim <= r->last_piece) {
+    if (r->slots[r->next_claim % r->count].state != SLOT_FREE) {
+      pthread_cond_wait(&r->changed, &r->lock);
+      continue;
+    }
+    fill_piece(r, claim_piece(r, r->next_claim));
+  }
+  pthread_mutex_unlock(&r->lock);
+  return NULL;
+}
+
+/* Stops and joins the readers; drops the references to the slots. */
+static void stop_readers(napi_env env, struct reader *r) {
+  if (!r->stopped) {
+    pthread_mutex_lock(&r->lock);
+    r->stopping = 1;
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+    for (int i = 0; i < r->threads_started; i++) pthread_join(r->threads[i], NULL);
+    r->stopped = 1;
+  }
+  for (size_t i = 0; i < r->count; i++) {
+    if (r->slots[i].ref != NULL && env != NULL) {
+      napi_delete_reference(env, r->slots[i].ref);
+      r->slots[i].ref = NULL;
+    }
+  }
+}
+
+static void finalize_reader(napi_env env, void *data, void *hint) {
+  (void)hint;
+  struct reader *r = data;
+  stop_readers(env, r);
+  pthread_cond_destroy(&r->changed);
+  pthread_mutex_destroy(&r->lock);
+  free(r->slots);
+  free(r);
+}
+
+static void throw_errno(napi_env env, int error, const char *call) {
+  const char *name = strerrorname_np(error);
+  if (name == NULL) name = "EIO";
+  char text[160];
+  snprintf(text, sizeof text, "%s: %s, %s", name, strerror(error), call);
+  napi_value code, message, exception;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &exception);
+  napi_throw(env, exception);
+}
+
+/* The handle (first argument) and, when wanted, the second argument as a number. */
+static struct reader *get_reader(napi_env env, napi_callback_info info, double *second) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < (second ? 2u : 1u) ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL ||
+      (second != NULL && napi_get_value_double(env, argv[1], second) != napi_ok)) {
+    napi_throw_type_error(env, NULL, "expected a read-ahead handle");
+    return NULL;
+  }
+  struct reader *r = data;
+  if (r->stopped) {
+    napi_throw_error(env, NULL, "read-ahead already stopped");
+    return NULL;
+  }
+  return r;
+}
+
+static napi_value start(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  int32_t fd;
+  uint32_t count, offset, readers;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_array_length(env, argv[1], &count) != napi_ok || count < 2 ||
+      napi_get_value_uint32(env, argv[2], &offset) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &readers) != napi_ok || readers < 1 || readers > MAX_READERS) {
+    napi_throw_type_error(env, NULL, "start(fd, slots: Buffer[] (two or more, of one size), offset, readers (1-4))");
+    return NULL;
+  }
+  off_t position = lseek(fd, 0, SEEK_CUR);
+  if (position < 0) {
+    throw_errno(env, errno, "lseek");
+    return NULL;
+  }
+  struct reader *r = calloc(1, sizeof *r);
+  struct slot *slots = calloc(count, sizeof *slots);
+  if (r == NULL || slots == NULL) {
+    free(r);
+    free(slots);
+    throw_errno(env, ENOMEM, "read-ahead");
+    return NULL;
+  }
+  r->fd = fd;
+  r->start = position;
+  r->count = count;
+  r->slots = slots;
+  r->last_piece = UINT64_MAX;
+  pthread_mutex_init(&r->lock, NULL);
+  pthread_cond_init(&r->changed, NULL);
+  r->stopped = 1; /* until the readers run: the finalizer then only drops references */
+  napi_value handle;
+  if (napi_create_external(env, r, finalize_reader, NULL, &handle) != napi_ok) {
+    finalize_reader(env, r, NULL);
+    napi_throw_error(env, NULL, "read-ahead: cannot create its handle");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    void *data;
+    size_t length;
+    if (napi_get_element(env, argv[1], i, &element) != napi_ok ||
+        napi_get_buffer_info(env, element, &data, &length) != napi_ok || length <= offset ||
+        (i > 0 && length - offset != slots[0].capacity)) {
+      napi_throw_type_error(env, NULL, "every slot must be a Buffer of one size, longer than the offset");
+      return NULL;
+    }
+    slots[i].data = (uint8_t *)data + offset;
+    slots[i].capacity = length - offset;
+    napi_create_reference(env, element, 1, &slots[i].ref);
+  }
+  r->stopped = 0;
+  for (uint32_t i = 0; i < readers; i++) {
+    if (pthread_create(&r->threads[i], NULL, fill_slots, r) != 0) break;
+    r->threads_started++;
+  }
+  if (r->threads_started == 0) {
+    stop_readers(env, r);
+    throw_errno(env, EAGAIN, "pthread_create");
+    return NULL;
+  }
+  return handle;
+}
+
+static napi_value take(napi_env env, napi_callback_info info) {
+  struct reader *r = get_reader(env, info, NULL);
+  if (r == NULL) return NULL;
+  pthread_mutex_lock(&r->lock);
+  if (r->held == r->count) {
+    pthread_mutex_unlock(&r->lock);
+    napi_throw_error(env, NULL, "read-ahead: every slot is held; give() one back first");
+    return NULL;
+  }
+  uint64_t seq = r->next_take;
+  if (seq > r->last_piece) {
+    /* Past the end: report end of file again. */
+    pthread_mutex_unlock(&r->lock);
+    napi_value zero;
+    napi_create_double(env, 0, &zero);
+    return zero;
+  }
+  struct slot *s = &r->slots[seq % r->count];
+  /* Not even claimed: the readers are asleep (waking one takes ~0.2 ms on this VM, while the parser
+   * can need a piece every 10 µs). Read it here rather than wait. */
+  if (r->next_claim == seq && s->state == SLOT_FREE) fill_piece(r, claim_piece(r, seq));
+  while (!(s->state == SLOT_FULL && s->seq == seq)) pthread_cond_wait(&r->changed, &r->lock);
+  size_t filled = s->filled;
+  int error = s->error;
+  r->next_take++;
+  r->taken_bytes += filled;
+  if (filled == 0 && error == 0) {
+    s->state = SLOT_FREE; /* the end of the file: nothing to hold, as for any take after it */
+  } else {
+    s->state = SLOT_HELD;
+    r->held++;
+  }
+  pthread_mutex_unlock(&r->lock);
+  if (error != 0) {
+    throw_errno(env, error, "read");
+    return NULL;
+  }
+  napi_value result;
+  napi_create_double(env, (double)filled, &result);
+  return result;
+}
+
+static napi_value give(napi_env env, napi_callback_info info) {
+  struct reader *r = get_reader(env, info, NULL);
+  if (r == NULL) return NULL;
+  pthread_mutex_lock(&r->lock);
+  if (r->held == 0) {
+    pthread_mutex_unlock(&r->lock);
+    napi_throw_error(env, NULL, "read-ahead: no slot is held");
+    return NULL;
+  }
+  r->slots[r->oldest_held % r->count].state = SLOT_FREE;
+  r->oldest_held++;
+  r->held--;
+  pthread_cond_broadcast(&r->changed);
+  pthread_mutex_unlock(&r->lock);
+  return NULL;
+}
+
+/* stop(handle, unconsumed): joins the readers and leaves the fd's position just after the bytes JS
+ * consumed (all it took, less the `unconsumed` bytes it still had in hand), as if it had read only those. */
+static napi_value stop(napi_env env, napi_callback_info info) {
+  double unconsumed = 0;
+  struct reader *r = get_reader(env, info, &unconsumed);
+  if (r == NULL) return NULL;
+  stop_readers(env, r);
+  if (unconsumed < 0 || unconsumed > (double)r->taken_bytes) unconsumed = 0;
+  if (lseek(r->fd, r->start + (off_t)(r->taken_bytes - (uint64_t)unconsumed), SEEK_SET) < 0) {
+    throw_errno(env, errno, "lseek");
+    return NULL;
+  }
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  static const struct { const char *name; napi_callback fn; } functions[] = {
+    { "start", start }, { "take", take }, { "give", give }, { "stop", stop },
+  };
+  for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
+    napi_value fn;
+    if (napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, NULL, &fn) == napi_ok) {
+      napi_set_named_property(env, exports, functions[i].name, fn);
+    }
+  }
+  return exports;
+}
+
+NAPI_MODULE_INIT() { return init(env, exports); }
