@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the optional native modules into native/build/:
 # - crc32c.node: native/crc32c.c + its Node-API face native/crc32c-addon.c, for src/stream/crc32c.ts;
-# - read-ahead.node: native/read-ahead.c, a reader thread for src/stream/read-ahead-window.ts.
+# - read-ahead.node: native/read-ahead.c, a reader thread for src/stream/read-ahead-window.ts;
+# - blocking-calls.node: native/blocking-calls.c, send's ioctl and pipe copy on libuv's pool.
 # Never fails the install: without gcc or Node's headers, on another architecture, or when compiling
-# fails, it says so in one line and the stream code does without (@node-rs/crc32; synchronous reads).
+# fails, it says so in one line and the code does without (@node-rs/crc32; synchronous reads; worker
+# threads).
 # Run by the `build` and `prepare` npm scripts.
 cd "$(dirname "$0")/.." || exit 0
 say() { echo "btrfs-ts: $1" >&2; }
-skip_all() { say "native modules skipped ($1; @node-rs/crc32 and synchronous reads are used)"; exit 0; }
+skip_all() { say "native modules skipped ($1; @node-rs/crc32, synchronous reads and worker threads are used)"; exit 0; }
 [ "$(uname -m)" = x86_64 ] || skip_all "x86-64 only; this is $(uname -m)"
 cc=${CC:-gcc}
 command -v "$cc" >/dev/null || skip_all "$cc not found"
@@ -36,5 +38,11 @@ if "$cc" -O2 -fPIC -Wall -pthread -I"$headers" -shared -o "$tmp/read-ahead.node"
   mv -f "$tmp/read-ahead.node" native/build/read-ahead.node
 else
   say "native read-ahead skipped ($cc failed; files are read synchronously)"
+fi
+
+if "$cc" -O2 -fPIC -Wall -I"$headers" -shared -o "$tmp/blocking-calls.node" native/blocking-calls.c; then
+  mv -f "$tmp/blocking-calls.node" native/build/blocking-calls.node
+else
+  say "native blocking calls skipped ($cc failed; send uses worker threads)"
 fi
 exit 0

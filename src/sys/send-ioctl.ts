@@ -1,17 +1,20 @@
 // BTRFS_IOC_SEND off the main thread, and the pipe plumbing around it (protocol.md §5.1, §5.5).
 //
 // The ioctl blocks until the kernel has written the whole stream into `send_fd`, so it cannot run on
-// the event loop (nobody would drain the pipe). koffi's `.async()` would run it on a worker thread, but
-// errno is thread-local and koffi.errno() in the callback reads the *main* thread's errno (measured:
-// EBADF came back as 25 or 0). A worker_thread that makes the call synchronously and reads errno right
-// after it reports the true errno, so that is what we use (~25 ms to start, once per subvolume).
+// the event loop (nobody would drain the pipe). It runs on libuv's thread pool through our Node-API
+// module (native/blocking-calls.c, src/sys/blocking-calls.ts), which reads errno in C right after the
+// call, on the calling thread. koffi's `.async()` could not be used for this: errno is thread-local and
+// koffi.errno() in the callback reads the *main* thread's errno (measured: EBADF came back as 25 or 0).
+// Without the native module, a worker_thread makes the call synchronously and reads errno right after
+// it (~25 ms to start and ~10 MiB of memory, once per subvolume). The pipe copy beside it likewise.
 //
-// The argument block and the clone-source array live in SharedArrayBuffers built here: the worker sees
+// The argument block and the clone-source array live in SharedArrayBuffers built here: a worker sees
 // the same memory, so the pointer written into the block is valid there too.
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { Ioctl, StructSize } from './constants.js';
 import { koffi, libc, SysError, check } from './libc.js';
+import { blockingCalls } from './blocking-calls.js';
 
 /** Offsets in `struct btrfs_ioctl_send_args` (x86-64). */
 export const SendArgsLayout = {
@@ -132,14 +135,21 @@ function runWorker(workerData: Record<string, unknown>, what: string): Promise<W
 }
 
 /**
- * Run an ioctl whose argument block is in shared memory on a worker thread. Resolves with the ioctl's
- * return value; rejects with a SysError carrying the worker thread's errno. `keepAlive`: memory the
+ * Run an ioctl whose argument block is in shared memory off the main thread (libuv's pool through
+ * native/blocking-calls.c, or a worker thread). Resolves with the ioctl's return value; rejects with a
+ * SysError carrying the errno of the thread that made the call. `keepAlive`: memory the
  * block points to (the worker's reference keeps it alive during the call).
  */
 export async function ioctlOffThread(
   fd: number, request: number, args: Buffer, name: string, path?: string, keepAlive: Buffer[] = [],
 ): Promise<number> {
   if (!(args.buffer instanceof SharedArrayBuffer)) throw new TypeError('ioctlOffThread: args must be shared memory');
+  const native = blockingCalls();
+  if (native && keepAlive.length <= 1) {
+    const [ret, errno] = await native.ioctl(fd, request, args, keepAlive[0] ?? null);
+    if (ret < 0) throw new SysError(name, errno, path);
+    return ret;
+  }
   const m = await runWorker(
     { op: 'ioctl', fd, request, args: args.buffer, keepAlive: keepAlive.map((b) => b.buffer) }, name,
   );
@@ -148,14 +158,20 @@ export async function ioctlOffThread(
 }
 
 /**
- * Copy everything from pipe `inFd` to `outFd` until EOF on a worker thread (splice, or read/write where
+ * Copy everything from pipe `inFd` to `outFd` until EOF off the main thread (splice, or read/write where
  * splice is refused). Resolves with the byte count; rejects with SysError('splice'|'read'|'write', errno).
  * `outPipeSize`: try F_SETPIPE_SZ on the output first (progs does, for v2, in case it is a pipe).
  */
 export async function copyPipeOffThread(
   inFd: number, outFd: number, chunk: number, outPipeSize = 0, progress?: Float64Array,
 ): Promise<number> {
-  // `progress`: a Float64Array on shared memory where the worker keeps the byte count (--progress).
+  // `progress`: a Float64Array on shared memory where the copy keeps the byte count (--progress).
+  const native = blockingCalls();
+  if (native) {
+    const [total, errno, syscall] = await native.copyPipe(inFd, outFd, chunk, outPipeSize, progress ?? null);
+    if (errno !== 0) throw new SysError(syscall ?? 'splice', errno);
+    return total;
+  }
   const m = await runWorker({ op: 'copy', in: inFd, out: outFd, chunk, outPipeSize, progress: progress?.buffer }, 'copy');
   if (m.ret < 0) throw new SysError(m.syscall ?? 'splice', m.errno);
   return m.total ?? 0;

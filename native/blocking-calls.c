@@ -1,0 +1,223 @@
+/* System calls that block for the whole of a send, run on libuv's thread pool as Node-API async work
+ * (src/sys/blocking-calls.ts, used by src/sys/send-ioctl.ts):
+ *
+ *   ioctl(fd, request, args: Uint8Array, keepAlive: Uint8Array) → Promise<[ret, errno]>
+ *       BTRFS_IOC_SEND blocks until the kernel has written the whole stream into its pipe.
+ *   copyPipe(in, out, chunk, outPipeSize, progress: Float64Array | null) → Promise<[total, errno, syscall]>
+ *       moves a pipe's contents to an fd with splice(2) until EOF (no copy through user space, as
+ *       btrfs-progs' reader thread), with read/write where splice is refused (EINVAL: e.g. an O_APPEND
+ *       file); EAGAIN on a non-blocking output waits in poll(2). `progress[0]` holds the bytes so far.
+ *
+ * Why: the worker_threads this replaces cost ~10 MiB of resident memory each (a whole V8 isolate, two
+ * per send) and ~25 ms to start. errno is read in C on the thread that made the call, so it is the
+ * call's own (koffi's async calls could not promise that).
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+struct call {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref keep[2];        /* Buffers the call uses, alive until it settles */
+  /* ioctl */
+  int fd;
+  unsigned long request;
+  void *args;
+  /* copyPipe */
+  int in, out;
+  size_t chunk;
+  int out_pipe_size;
+  double *progress;
+  /* results */
+  int64_t ret;             /* ioctl's return value, or bytes copied */
+  int error;
+  const char *syscall;
+};
+
+static void run_ioctl(napi_env env, void *data) {
+  (void)env;
+  struct call *c = data;
+  int ret = ioctl(c->fd, c->request, c->args);
+  c->ret = ret;
+  c->error = ret < 0 ? errno : 0;
+}
+
+static void wait_for(int fd, short events) {
+  struct pollfd p = { .fd = fd, .events = events };
+  poll(&p, 1, 1000);
+}
+
+static void run_copy(napi_env env, void *data) {
+  (void)env;
+  struct call *c = data;
+  if (c->out_pipe_size > 0) fcntl(c->out, F_SETPIPE_SZ, c->out_pipe_size); /* only helps if it is a pipe */
+  int64_t total = 0;
+  uint8_t *buf = NULL;
+  int use_splice = 1;
+  for (;;) {
+    if (use_splice) {
+      ssize_t n = splice(c->in, NULL, c->out, NULL, c->chunk, SPLICE_F_MORE);
+      if (n > 0) {
+        total += n;
+        if (c->progress) c->progress[0] = (double)total;
+        continue;
+      }
+      if (n == 0) break;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        /* With a non-blocking output, pipe-to-pipe splice also says EAGAIN when the input is empty. */
+        wait_for(c->in, POLLIN);
+        wait_for(c->out, POLLOUT);
+        continue;
+      }
+      if (errno == EINVAL) {
+        use_splice = 0;
+        buf = malloc(c->chunk);
+        if (buf == NULL) { c->error = ENOMEM; c->syscall = "malloc"; break; }
+        continue;
+      }
+      c->error = errno;
+      c->syscall = "splice";
+      break;
+    }
+    ssize_t n = read(c->in, buf, c->chunk);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      c->error = errno;
+      c->syscall = "read";
+      break;
+    }
+    ssize_t done = 0;
+    while (done < n) {
+      ssize_t m = write(c->out, buf + done, (size_t)(n - done));
+      if (m >= 0) { done += m; continue; }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) { wait_for(c->out, POLLOUT); continue; }
+      c->error = errno;
+      c->syscall = "write";
+      break;
+    }
+    if (c->error != 0) break;
+    total += n;
+    if (c->progress) c->progress[0] = (double)total;
+  }
+  free(buf);
+  c->ret = total;
+}
+
+static void settle(napi_env env, napi_status status, void *data) {
+  struct call *c = data;
+  napi_value result, item;
+  napi_create_array_with_length(env, 3, &result);
+  napi_create_double(env, (double)c->ret, &item);
+  napi_set_element(env, result, 0, item);
+  napi_create_int32(env, status == napi_ok ? c->error : ECANCELED, &item);
+  napi_set_element(env, result, 1, item);
+  if (c->syscall) napi_create_string_utf8(env, c->syscall, NAPI_AUTO_LENGTH, &item);
+  else napi_get_null(env, &item);
+  napi_set_element(env, result, 2, item);
+  napi_resolve_deferred(env, c->deferred, result);
+  for (int i = 0; i < 2; i++) if (c->keep[i]) napi_delete_reference(env, c->keep[i]);
+  napi_delete_async_work(env, c->work);
+  free(c);
+}
+
+/* Bytes of a Uint8Array/Buffer/Float64Array argument (NULL for null/undefined when allowed). */
+static int bytes_of(napi_env env, napi_value value, void **data, size_t *length, napi_typedarray_type want) {
+  napi_valuetype type;
+  napi_typeof(env, value, &type);
+  if (type == napi_null || type == napi_undefined) { *data = NULL; *length = 0; return 1; }
+  napi_typedarray_type got;
+  size_t count;
+  if (napi_get_typedarray_info(env, value, &got, &count, data, NULL, NULL) != napi_ok || got != want) return 0;
+  *length = count;
+  return 1;
+}
+
+static napi_value queue(napi_env env, struct call *c, napi_async_execute_callback run, const char *name) {
+  napi_value promise, resource_name;
+  napi_create_promise(env, &c->deferred, &promise);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name);
+  if (napi_create_async_work(env, NULL, resource_name, run, settle, c, &c->work) != napi_ok ||
+      napi_queue_async_work(env, c->work) != napi_ok) {
+    napi_throw_error(env, NULL, "cannot queue the call on the thread pool");
+    return NULL;
+  }
+  return promise;
+}
+
+static napi_value ioctl_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  int32_t fd;
+  double request;
+  void *args, *keep;
+  size_t args_len, keep_len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_double(env, argv[1], &request) != napi_ok ||
+      !bytes_of(env, argv[2], &args, &args_len, napi_uint8_array) || args == NULL ||
+      !bytes_of(env, argv[3], &keep, &keep_len, napi_uint8_array)) {
+    napi_throw_type_error(env, NULL, "ioctl(fd, request, args: Uint8Array, keepAlive: Uint8Array | null)");
+    return NULL;
+  }
+  struct call *c = calloc(1, sizeof *c);
+  if (c == NULL) { napi_throw_error(env, "ENOMEM", "out of memory"); return NULL; }
+  c->fd = fd;
+  c->request = (unsigned long)request;
+  c->args = args;
+  napi_create_reference(env, argv[2], 1, &c->keep[0]);
+  if (keep != NULL) napi_create_reference(env, argv[3], 1, &c->keep[1]);
+  return queue(env, c, run_ioctl, "btrfs-ts:ioctl");
+}
+
+static napi_value copy_pipe_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  int32_t in, out, out_pipe_size;
+  uint32_t chunk;
+  void *progress;
+  size_t progress_len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 ||
+      napi_get_value_int32(env, argv[0], &in) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &out) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &chunk) != napi_ok || chunk == 0 ||
+      napi_get_value_int32(env, argv[3], &out_pipe_size) != napi_ok ||
+      !bytes_of(env, argv[4], &progress, &progress_len, napi_float64_array) || (progress != NULL && progress_len < 1)) {
+    napi_throw_type_error(env, NULL, "copyPipe(in, out, chunk, outPipeSize, progress: Float64Array | null)");
+    return NULL;
+  }
+  struct call *c = calloc(1, sizeof *c);
+  if (c == NULL) { napi_throw_error(env, "ENOMEM", "out of memory"); return NULL; }
+  c->in = in;
+  c->out = out;
+  c->chunk = chunk;
+  c->out_pipe_size = out_pipe_size;
+  c->progress = progress;
+  if (progress != NULL) napi_create_reference(env, argv[4], 1, &c->keep[0]);
+  return queue(env, c, run_copy, "btrfs-ts:copyPipe");
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  static const struct { const char *name; napi_callback fn; } functions[] = {
+    { "ioctl", ioctl_fn }, { "copyPipe", copy_pipe_fn },
+  };
+  for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
+    napi_value fn;
+    if (napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, NULL, &fn) == napi_ok) {
+      napi_set_named_property(env, exports, functions[i].name, fn);
+    }
+  }
+  return exports;
+}
+
+NAPI_MODULE_INIT() { return init(env, exports); }

@@ -1,0 +1,35 @@
+// Send's two long blocking calls (BTRFS_IOC_SEND, and the pipe copy beside it) on libuv's thread pool
+// through our Node-API module native/blocking-calls.c, instead of a worker thread each: a worker is a
+// whole V8 isolate, ~10 MiB of resident memory and ~25 ms to start. Optional like every native module
+// here: when it was not built (or BTRFS_TS_NO_NATIVE_CALLS=1), send-ioctl.ts uses worker threads.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Where scripts/build-native.sh puts the module (the same from src/sys and dist/sys). */
+export const BLOCKING_CALLS_MODULE_PATH = fileURLToPath(new URL('../../native/build/blocking-calls.node', import.meta.url));
+
+/** [return value (or bytes copied), errno (0 if none), failing system call (copyPipe) or null]. */
+export type CallResult = [number, number, string | null];
+
+export interface BlockingCalls {
+  ioctl(fd: number, request: number, args: Uint8Array, keepAlive: Uint8Array | null): Promise<CallResult>;
+  copyPipe(inFd: number, outFd: number, chunk: number, outPipeSize: number, progress: Float64Array | null): Promise<CallResult>;
+}
+
+let loaded: BlockingCalls | null | undefined;
+
+/** The module, or null when it is not there (not built, another Node ABI, or disabled). */
+export function blockingCalls(): BlockingCalls | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  if (process.env.BTRFS_TS_NO_NATIVE_CALLS === '1' || process.platform !== 'linux' || !existsSync(BLOCKING_CALLS_MODULE_PATH)) {
+    return loaded;
+  }
+  try {
+    loaded = createRequire(import.meta.url)(BLOCKING_CALLS_MODULE_PATH) as BlockingCalls;
+  } catch {
+    loaded = null;
+  }
+  return loaded;
+}
