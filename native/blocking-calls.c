@@ -1,5 +1,5 @@
-/* System calls that block for the whole of a send, run on libuv's thread pool as Node-API async work
- * (src/sys/blocking-calls.ts, used by src/sys/send-ioctl.ts):
+/* System calls that block for the whole of a send, each run on a thread of its own, the result handed
+ * back to JS through a thread-safe function (src/sys/blocking-calls.ts, used by src/sys/send-ioctl.ts):
  *
  *   ioctl(fd, request, args: Uint8Array, keepAlive: Uint8Array) → Promise<[ret, errno]>
  *       BTRFS_IOC_SEND blocks until the kernel has written the whole stream into its pipe.
@@ -10,13 +10,16 @@
  *
  * Why: the worker_threads this replaces cost ~10 MiB of resident memory each (a whole V8 isolate, two
  * per send) and ~25 ms to start. errno is read in C on the thread that made the call, so it is the
- * call's own (koffi's async calls could not promise that).
+ * call's own (koffi's async calls could not promise that). Not libuv's pool: these calls last as long as
+ * the send, and with four sends into Node streams at once, four ioctls would hold all four pool threads
+ * while the reads that drain their pipes waited behind them.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +27,9 @@
 #include <unistd.h>
 
 struct call {
-  napi_async_work work;
+  napi_threadsafe_function done;
   napi_deferred deferred;
+  void (*run)(struct call *);
   napi_ref keep[2];        /* Buffers the call uses, alive until it settles */
   /* ioctl */
   int fd;
@@ -42,9 +46,7 @@ struct call {
   const char *syscall;
 };
 
-static void run_ioctl(napi_env env, void *data) {
-  (void)env;
-  struct call *c = data;
+static void run_ioctl(struct call *c) {
   int ret = ioctl(c->fd, c->request, c->args);
   c->ret = ret;
   c->error = ret < 0 ? errno : 0;
@@ -55,9 +57,7 @@ static void wait_for(int fd, short events) {
   poll(&p, 1, 1000);
 }
 
-static void run_copy(napi_env env, void *data) {
-  (void)env;
-  struct call *c = data;
+static void run_copy(struct call *c) {
   if (c->out_pipe_size > 0) fcntl(c->out, F_SETPIPE_SZ, c->out_pipe_size); /* only helps if it is a pipe */
   int64_t total = 0;
   uint8_t *buf = NULL;
@@ -114,21 +114,34 @@ static void run_copy(napi_env env, void *data) {
   c->ret = total;
 }
 
-static void settle(napi_env env, napi_status status, void *data) {
+/* On the main thread: resolve the promise with [ret, errno, syscall]. env is NULL when Node is exiting. */
+static void settle(napi_env env, napi_value js_callback, void *context, void *data) {
+  (void)js_callback;
+  (void)context;
   struct call *c = data;
-  napi_value result, item;
-  napi_create_array_with_length(env, 3, &result);
-  napi_create_double(env, (double)c->ret, &item);
-  napi_set_element(env, result, 0, item);
-  napi_create_int32(env, status == napi_ok ? c->error : ECANCELED, &item);
-  napi_set_element(env, result, 1, item);
-  if (c->syscall) napi_create_string_utf8(env, c->syscall, NAPI_AUTO_LENGTH, &item);
-  else napi_get_null(env, &item);
-  napi_set_element(env, result, 2, item);
-  napi_resolve_deferred(env, c->deferred, result);
-  for (int i = 0; i < 2; i++) if (c->keep[i]) napi_delete_reference(env, c->keep[i]);
-  napi_delete_async_work(env, c->work);
+  if (env != NULL) {
+    napi_value result, item;
+    napi_create_array_with_length(env, 3, &result);
+    napi_create_double(env, (double)c->ret, &item);
+    napi_set_element(env, result, 0, item);
+    napi_create_int32(env, c->error, &item);
+    napi_set_element(env, result, 1, item);
+    if (c->syscall) napi_create_string_utf8(env, c->syscall, NAPI_AUTO_LENGTH, &item);
+    else napi_get_null(env, &item);
+    napi_set_element(env, result, 2, item);
+    napi_resolve_deferred(env, c->deferred, result);
+    for (int i = 0; i < 2; i++) if (c->keep[i]) napi_delete_reference(env, c->keep[i]);
+  }
   free(c);
+}
+
+static void *call_thread(void *data) {
+  struct call *c = data;
+  c->run(c);
+  napi_threadsafe_function done = c->done;
+  napi_call_threadsafe_function(done, c, napi_tsfn_blocking);
+  napi_release_threadsafe_function(done, napi_tsfn_release);
+  return NULL;
 }
 
 /* Bytes of a Uint8Array/Buffer/Float64Array argument (NULL for null/undefined when allowed). */
@@ -143,13 +156,29 @@ static int bytes_of(napi_env env, napi_value value, void **data, size_t *length,
   return 1;
 }
 
-static napi_value queue(napi_env env, struct call *c, napi_async_execute_callback run, const char *name) {
+/* Start `c` on a thread of its own; the promise settles when it is done. */
+static napi_value start_call(napi_env env, struct call *c, void (*run)(struct call *), const char *name) {
   napi_value promise, resource_name;
+  c->run = run;
   napi_create_promise(env, &c->deferred, &promise);
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name);
-  if (napi_create_async_work(env, NULL, resource_name, run, settle, c, &c->work) != napi_ok ||
-      napi_queue_async_work(env, c->work) != napi_ok) {
-    napi_throw_error(env, NULL, "cannot queue the call on the thread pool");
+  if (napi_create_threadsafe_function(env, NULL, NULL, resource_name, 0, 1, NULL, NULL, NULL, settle, &c->done) != napi_ok) {
+    for (int i = 0; i < 2; i++) if (c->keep[i]) napi_delete_reference(env, c->keep[i]);
+    free(c);
+    napi_throw_error(env, NULL, "cannot create the call's completion function");
+    return NULL;
+  }
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  int err = pthread_create(&(pthread_t){0}, &attr, call_thread, c);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    napi_release_threadsafe_function(c->done, napi_tsfn_abort);
+    for (int i = 0; i < 2; i++) if (c->keep[i]) napi_delete_reference(env, c->keep[i]);
+    free(c);
+    napi_throw_error(env, "EAGAIN", "cannot start a thread for the call");
     return NULL;
   }
   return promise;
@@ -177,7 +206,7 @@ static napi_value ioctl_fn(napi_env env, napi_callback_info info) {
   c->args = args;
   napi_create_reference(env, argv[2], 1, &c->keep[0]);
   if (keep != NULL) napi_create_reference(env, argv[3], 1, &c->keep[1]);
-  return queue(env, c, run_ioctl, "btrfs-ts:ioctl");
+  return start_call(env, c, run_ioctl, "btrfs-ts:ioctl");
 }
 
 static napi_value copy_pipe_fn(napi_env env, napi_callback_info info) {
@@ -204,7 +233,7 @@ static napi_value copy_pipe_fn(napi_env env, napi_callback_info info) {
   c->out_pipe_size = out_pipe_size;
   c->progress = progress;
   if (progress != NULL) napi_create_reference(env, argv[4], 1, &c->keep[0]);
-  return queue(env, c, run_copy, "btrfs-ts:copyPipe");
+  return start_call(env, c, run_copy, "btrfs-ts:copyPipe");
 }
 
 static napi_value init(napi_env env, napi_value exports) {

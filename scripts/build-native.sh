@@ -2,7 +2,7 @@
 # Builds the optional native modules into native/build/:
 # - crc32c.node: native/crc32c.c + its Node-API face native/crc32c-addon.c, for src/stream/crc32c.ts;
 # - read-ahead.node: native/read-ahead.c, a reader thread for src/stream/read-ahead-window.ts;
-# - blocking-calls.node: native/blocking-calls.c, send's ioctl and pipe copy on libuv's pool.
+# - blocking-calls.node: native/blocking-calls.c, send's ioctl and pipe copy on threads of their own.
 # Never fails the install: without gcc or Node's headers, on another architecture, or when compiling
 # fails, it says so in one line and the code does without (@node-rs/crc32; synchronous reads; worker
 # threads).
@@ -40,7 +40,7 @@ else
   say "native read-ahead skipped ($cc failed; files are read synchronously)"
 fi
 
-if "$cc" -O2 -fPIC -Wall -I"$headers" -shared -o "$tmp/blocking-calls.node" native/blocking-calls.c; then
+if "$cc" -O2 -fPIC -Wall -pthread -I"$headers" -shared -o "$tmp/blocking-calls.node" native/blocking-calls.c; then
   mv -f "$tmp/blocking-calls.node" native/build/blocking-calls.node
 else
   say "native blocking calls skipped ($cc failed; send uses worker threads)"

@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { BLOCKING_CALLS_MODULE_PATH, blockingCalls } from '../src/sys/blocking-calls.js';
 import { copyPipeOffThread, ioctlOffThread, makePipe } from '../src/sys/send-ioctl.js';
 import { SysError } from '../src/sys/libc.js';
+import { send } from '../src/send/send.js';
+import { PassThrough } from 'node:stream';
 import { makeBtrfs, requireBtrfs, run, type Btrfs } from './helpers/btrfs.js';
 
 const native = blockingCalls();
@@ -106,4 +108,22 @@ describe.skipIf(!ok)('send through the worker-thread fallback', () => {
     expect(digest(`${process.execPath} bin/btrfs-ts.js send -q`, { BTRFS_TS_NO_NATIVE_CALLS: '1' })).toBe(progs);
     expect(createHash('sha256').update('').digest('hex')).not.toBe(progs); // the stream was not empty
   });
+
+  it('six sends into Node streams at once all finish, with the same bytes as progs', async () => {
+    const progs = createHash('sha256').update(run('btrfs', ['send', '-q', `${fs.mnt}/snap`])).digest('hex');
+    const sendOnce = async (): Promise<string> => {
+      const pipe = new PassThrough();
+      const hash = createHash('sha256');
+      pipe.on('data', (chunk: Buffer) => hash.update(chunk));
+      const ended = new Promise((resolve) => pipe.on('end', resolve));
+      await send({ subvolumes: [`${fs.mnt}/snap`], cloneSources: [], noData: false, compressedData: false, omitEnd: false,
+        verbosity: 0, output: pipe, log: () => {} });
+      pipe.end();
+      await ended;
+      return hash.digest('hex');
+    };
+    // More sends than libuv's pool has threads: each send's ioctl and copy must not wait for a pool thread.
+    const digests = await Promise.all(Array.from({ length: 6 }, sendOnce));
+    expect(digests).toEqual(Array(6).fill(progs));
+  }, 60_000);
 });

@@ -1,6 +1,7 @@
-// Send's two long blocking calls (BTRFS_IOC_SEND, and the pipe copy beside it) on libuv's thread pool
-// through our Node-API module native/blocking-calls.c, instead of a worker thread each: a worker is a
-// whole V8 isolate, ~10 MiB of resident memory and ~25 ms to start. Optional like every native module
+// Send's two long blocking calls (BTRFS_IOC_SEND, and the pipe copy beside it), each on a plain thread
+// of its own through our Node-API module native/blocking-calls.c, instead of a worker thread each: a
+// worker is a whole V8 isolate, ~10 MiB of resident memory and ~25 ms to start. (Not libuv's pool: calls
+// that last a whole send could take all its threads; see the C file.) Optional like every native module
 // here: when it was not built (or BTRFS_TS_NO_NATIVE_CALLS=1), send-ioctl.ts uses worker threads.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';

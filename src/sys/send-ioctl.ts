@@ -1,7 +1,7 @@
 // BTRFS_IOC_SEND off the main thread, and the pipe plumbing around it (protocol.md §5.1, §5.5).
 //
 // The ioctl blocks until the kernel has written the whole stream into `send_fd`, so it cannot run on
-// the event loop (nobody would drain the pipe). It runs on libuv's thread pool through our Node-API
+// the event loop (nobody would drain the pipe). It runs on a thread of its own through our Node-API
 // module (native/blocking-calls.c, src/sys/blocking-calls.ts), which reads errno in C right after the
 // call, on the calling thread. koffi's `.async()` could not be used for this: errno is thread-local and
 // koffi.errno() in the callback reads the *main* thread's errno (measured: EBADF came back as 25 or 0).
@@ -135,7 +135,7 @@ function runWorker(workerData: Record<string, unknown>, what: string): Promise<W
 }
 
 /**
- * Run an ioctl whose argument block is in shared memory off the main thread (libuv's pool through
+ * Run an ioctl whose argument block is in shared memory off the main thread (a plain thread through
  * native/blocking-calls.c, or a worker thread). Resolves with the ioctl's return value; rejects with a
  * SysError carrying the errno of the thread that made the call. `keepAlive`: memory the
  * block points to (the worker's reference keeps it alive during the call).
