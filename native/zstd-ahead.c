@@ -16,7 +16,7 @@
  * as often: 3.5k of 27k extents against 200); and finish() polls briefly for a job the helper is
  * running before it sleeps.
  *
- * The system's libzstd.so.1 is opened with dlopen (the same library koffi used; btrfs-progs needs it too),
+ * The system's libzstd.so.1 is opened with dlopen (the library btrfs-progs uses too),
  * so building needs no zstd headers. Jobs live in JS-chosen slots (0..SLOTS-1); their Buffers are kept
  * alive by references until the job is finished.
  *
