@@ -2,10 +2,11 @@
 # Builds the optional native modules into native/build/:
 # - crc32c.node: native/crc32c.c + its Node-API face native/crc32c-addon.c, for src/stream/crc32c.ts;
 # - read-ahead.node: native/read-ahead.c, a reader thread for src/stream/read-ahead-window.ts;
-# - blocking-calls.node: native/blocking-calls.c, send's ioctl and pipe copy on threads of their own.
+# - blocking-calls.node: native/blocking-calls.c, send's ioctl and pipe copy on threads of their own;
+# - zstd-ahead.node: native/zstd-ahead.c, receive's zstd extents decoded ahead on a helper thread.
 # Never fails the install: without gcc or Node's headers, on another architecture, or when compiling
 # fails, it says so in one line and the code does without (@node-rs/crc32; synchronous reads; worker
-# threads).
+# threads; extents decoded inline).
 # Run by the `build` and `prepare` npm scripts.
 cd "$(dirname "$0")/.." || exit 0
 say() { echo "btrfs-ts: $1" >&2; }
@@ -44,5 +45,12 @@ if "$cc" -O2 -fPIC -Wall -pthread -I"$headers" -shared -o "$tmp/blocking-calls.n
   mv -f "$tmp/blocking-calls.node" native/build/blocking-calls.node
 else
   say "native blocking calls skipped ($cc failed; send uses worker threads)"
+fi
+
+# libzstd.so.1 is opened with dlopen at run time: no zstd headers are needed to build.
+if "$cc" -O2 -fPIC -Wall -pthread -I"$headers" -shared -o "$tmp/zstd-ahead.node" native/zstd-ahead.c -ldl; then
+  mv -f "$tmp/zstd-ahead.node" native/build/zstd-ahead.node
+else
+  say "native zstd decode-ahead skipped ($cc failed; extents are decoded inline)"
 fi
 exit 0

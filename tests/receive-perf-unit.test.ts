@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PathResolver } from '../src/receive/path-resolver.js';
 import { WriteCache } from '../src/receive/write-cache.js';
-import { DecodeAhead } from '../src/receive/decode-ahead.js';
+import { DecodeAhead, LOOKAHEAD, eligible } from '../src/receive/decode-ahead.js';
 import { CorruptDataError } from '../src/compress/index.js';
-import { zstdAsyncAvailable } from '../src/compress/zstd-async.js';
+import { ZstdAheadPool } from '../src/compress/zstd-ahead.js';
+import { decodeZstd } from '../src/compress/zstd.js';
 import type { EncodedWriteCommand } from '../src/stream/commands.js';
 
 const B = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -84,66 +85,82 @@ function encoded(data: Buffer, unencodedLen: number): EncodedWriteCommand {
   };
 }
 
-const hasLibzstd = zstdAsyncAvailable();
-if (!hasLibzstd && process.env.CI) throw new Error('DecodeAhead tests cannot run in CI: the system libzstd is missing');
-if (!hasLibzstd) console.warn('SKIPPING DecodeAhead tests: the system libzstd (libzstd.so.1) is missing');
-describe.skipIf(!hasLibzstd)('DecodeAhead', () => {
+// The pool needs native/build/zstd-ahead.node and the system's libzstd.so.1 (built by npm ci in CI).
+const hasPool = ZstdAheadPool.create() !== undefined;
+if (!hasPool && process.env.CI) throw new Error('DecodeAhead tests cannot run in CI: native/build/zstd-ahead.node or libzstd.so.1 is missing');
+if (!hasPool) console.warn('SKIPPING DecodeAhead tests: native/build/zstd-ahead.node or the system libzstd (libzstd.so.1) is missing');
+describe.skipIf(!hasPool)('DecodeAhead', () => {
   const saved = process.env.BTRFS_TS_DECODE_AHEAD;
   afterAll(() => {
     if (saved === undefined) delete process.env.BTRFS_TS_DECODE_AHEAD;
     else process.env.BTRFS_TS_DECODE_AHEAD = saved;
   });
 
-  it('is off unless asked for, and only when extents must be decoded', () => {
+  it('is on when extents must be decoded, off with BTRFS_TS_DECODE_AHEAD=0', () => {
     delete process.env.BTRFS_TS_DECODE_AHEAD;
-    expect(DecodeAhead.create({ forceDecompress: true, verify: false })).toBeUndefined();
-    process.env.BTRFS_TS_DECODE_AHEAD = '1';
     expect(DecodeAhead.create({ forceDecompress: false, verify: false })).toBeUndefined();
-    expect(DecodeAhead.create({ forceDecompress: true, verify: false })).toBeInstanceOf(DecodeAhead);
+    const on = [DecodeAhead.create({ forceDecompress: true, verify: false }), DecodeAhead.create({ forceDecompress: false, verify: true })];
+    for (const a of on) {
+      expect(a).toBeInstanceOf(DecodeAhead);
+      a!.close();
+    }
+    process.env.BTRFS_TS_DECODE_AHEAD = '0';
+    expect(DecodeAhead.create({ forceDecompress: true, verify: true })).toBeUndefined();
   });
 
-  it('decodes queued extents in order, zero-extends short output, reports corrupt ones per job', async () => {
-    process.env.BTRFS_TS_DECODE_AHEAD = '1';
+  it('decodes submitted extents, zero-extends short output, reports corrupt ones per job, reuses its slots', () => {
+    delete process.env.BTRFS_TS_DECODE_AHEAD;
     const ahead = DecodeAhead.create({ forceDecompress: true, verify: false })!;
-    const plains = [0, 1, 2].map((i) => Buffer.alloc(100_000 + i * 7000, 0x30 + i).fill(0x7a, 5000, 9000));
-    const payloads = plains.map(zstdPayload);
-    const bad = Buffer.from(payloads[1]!);
-    // Flip a byte of the content checksum (the frame's last 4 bytes before the padding).
-    const frameEnd = zstdNapi.findFrameCompressedSize(bad);
-    bad[frameEnd - 1]! ^= 0xff;
-    const cmds = [encoded(payloads[0]!, 131072), encoded(bad, plains[1]!.length), encoded(payloads[2]!, plains[2]!.length)];
-    for (const [i, cmd] of cmds.entries()) {
-      expect(ahead.eligible(cmd) && ahead.sameFile(cmd)).toBe(true);
-      expect(ahead.start(cmd, i + 1, i * 1000)).toBeDefined();
-      cmd.data.fill(0); // the reader recycles its buffers: jobs own a copy
+    try {
+      const plains = [0, 1, 2].map((i) => Buffer.alloc(100_000 + i * 7000, 0x30 + i).fill(0x7a, 5000, 9000));
+      const payloads = plains.map(zstdPayload);
+      const bad = Buffer.from(payloads[1]!);
+      // Flip a byte of the content checksum (the frame's last 4 bytes before the padding).
+      const frameEnd = zstdNapi.findFrameCompressedSize(bad);
+      bad[frameEnd - 1]! ^= 0xff;
+      const cmds = [encoded(payloads[0]!, 131072), encoded(bad, plains[1]!.length), encoded(payloads[2]!, plains[2]!.length)];
+      const jobs = cmds.map((cmd) => ahead.submit(cmd)!);
+      expect(jobs.every((j) => j !== undefined)).toBe(true);
+      expect(ahead.pending).toBe(3);
+      const first = ahead.finish(jobs[0]!);
+      expect(first.decoded!.subarray(0, plains[0]!.length).equals(plains[0]!)).toBe(true);
+      expect(first.decoded!.subarray(plains[0]!.length).every((b) => b === 0)).toBe(true);
+      expect(first.decoded!.length).toBe(131072);
+      const second = ahead.finish(jobs[1]!);
+      expect(second.error).toBeInstanceOf(CorruptDataError);
+      // The same one-line message as the synchronous decoder's (libzstd's error name).
+      expect(() => decodeZstd(bad, Buffer.alloc(131072))).toThrow((second.error as Error).message);
+      expect(second.decoded).toBeUndefined();
+      expect(ahead.finish(jobs[2]!).decoded!.equals(plains[2]!)).toBe(true);
+      expect(ahead.pending).toBe(0);
+      // LOOKAHEAD jobs fill it; finishing one frees a slot again.
+      const more = Array.from({ length: LOOKAHEAD }, () => ahead.submit(encoded(payloads[2]!, plains[2]!.length)));
+      expect(more.every((j) => j !== undefined)).toBe(true);
+      expect(ahead.full).toBe(true);
+      expect(ahead.submit(encoded(payloads[2]!, plains[2]!.length))).toBeUndefined();
+      for (const j of more) expect(ahead.finish(j!).decoded!.equals(plains[2]!)).toBe(true);
+      const { self, waited, done } = ahead.stats();
+      expect(self + waited + done).toBe(3 + LOOKAHEAD);
+    } finally {
+      ahead.close();
     }
-    expect(ahead.full).toBe(false);
-    const first = await ahead.next();
-    expect(first.index).toBe(1);
-    expect(first.decoded!.subarray(0, plains[0]!.length).equals(plains[0]!)).toBe(true);
-    expect(first.decoded!.subarray(plains[0]!.length).every((b) => b === 0)).toBe(true);
-    expect(first.decoded!.length).toBe(131072);
-    ahead.release(first);
-    const second = await ahead.next();
-    expect(second.error).toBeInstanceOf(CorruptDataError);
-    expect(second.decoded).toBeUndefined();
-    ahead.release(second);
-    const third = await ahead.next();
-    expect(third.decoded!.equals(plains[2]!)).toBe(true);
-    expect(third.offset).toBe(2000);
-    ahead.release(third);
-    expect(ahead.queue).toHaveLength(0);
   });
 
   it('leaves odd extents to the synchronous path', () => {
-    process.env.BTRFS_TS_DECODE_AHEAD = '1';
+    delete process.env.BTRFS_TS_DECODE_AHEAD;
     const ahead = DecodeAhead.create({ forceDecompress: true, verify: false })!;
-    const ok = zstdPayload(Buffer.alloc(8192, 1));
-    expect(ahead.eligible({ ...encoded(ok, 8192), compression: 1 })).toBe(false); // zlib
-    expect(ahead.eligible({ ...encoded(ok, 8192), encryption: 1 })).toBe(false);
-    expect(ahead.eligible({ ...encoded(ok, 8192), unencodedOffset: 4096 })).toBe(false); // slice outside
-    expect(ahead.start(encoded(Buffer.alloc(4096, 0x55), 8192), 1, 0)).toBeUndefined(); // bad magic
-    expect(ahead.start(encoded(ok, 4096), 1, 0)).toBeUndefined(); // declares more than fits
-    expect(ahead.queue).toHaveLength(0);
+    try {
+      const ok = zstdPayload(Buffer.alloc(8192, 1));
+      expect(eligible(encoded(ok, 8192))).toBe(true);
+      expect(eligible({ ...encoded(ok, 8192), compression: 1 })).toBe(false); // zlib
+      expect(eligible({ ...encoded(ok, 8192), encryption: 1 })).toBe(false);
+      expect(eligible({ ...encoded(ok, 8192), unencodedOffset: 4096 })).toBe(false); // slice outside
+      expect(ahead.submit({ ...encoded(ok, 8192), compression: 1 })).toBeUndefined();
+      expect(ahead.submit(encoded(Buffer.alloc(4096, 0x55), 8192))).toBeUndefined(); // bad magic
+      expect(ahead.submit(encoded(ok, 4096))).toBeUndefined(); // declares more than fits
+      expect(ahead.pending).toBe(0);
+    } finally {
+      ahead.close();
+    }
   });
 });

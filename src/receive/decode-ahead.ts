@@ -1,124 +1,127 @@
-// Decoding consecutive zstd ENCODED_WRITEs in parallel (--force-decompress, --verify-compressed).
+// zstd ENCODED_WRITEs decoded ahead on a helper thread (native/zstd-ahead.c) while the receive applies
+// the commands before them (--force-decompress, and the check of compressed extents before they are
+// written as they are).
 //
-// Commands are still applied strictly in stream order on the main thread: a run of ENCODED_WRITEs to
-// the same file is decoded on libuv's thread pool (src/compress/zstd-async.ts, up to SLOTS at once)
-// while the earlier ones are written; any other command first waits until every queued extent is
-// written. So nothing is reordered, an error names its own command, and memory is bounded by SLOTS
-// payload copies and decode buffers. Each job owns a copy of its payload: the reader recycles its
-// buffers once the next command is read.
+// The receive submits an extent as soon as it reads it and takes the result when the extent's turn
+// comes (src/receive/record-queue.ts keeps stream order, and the payload in its own copy of the frame).
+// Memory: LOOKAHEAD decode buffers of the largest extent seen (128 KiB for kernel streams: 768 KiB).
 import type { EncodedWriteCommand } from '../stream/commands.js';
 import { Compression } from '../stream/protocol.js';
 import { MAX_UNENCODED_LEN, checkSlice } from '../compress/index.js';
-import { ZstdAsyncContext, zstdAsyncAvailable, zstdFramePlan } from '../compress/zstd-async.js';
+import { ZstdAheadPool, zstdFramePlan } from '../compress/zstd-ahead.js';
 
-/** Extents decoded at once (libuv's pool has 4 threads; the reader's read-ahead uses one now and then). */
-const SLOTS = 4;
-/** Payload copy buffers start at this size (kernel extents are at most 128 KiB compressed). */
-const INITIAL_INPUT = 256 * 1024;
-const INITIAL_OUTPUT = 128 * 1024;
+/** Extents submitted ahead at most: the helper is woken once 4 wait (WAKE_BATCH in native/zstd-ahead.c). */
+export const LOOKAHEAD = 6;
+/** Slot buffers start at the kernel's largest extent, so they are allocated once. */
+const INITIAL_SIZE = 128 * 1024;
 
 interface Slot {
-  ctx: ZstdAsyncContext;
-  input: Buffer;
+  id: number;
   output: Buffer;
 }
 
+/** One extent submitted to the helper; finish() it exactly once. */
 export interface DecodeJob {
-  /** 1-based command index and byte offset of the command, for error messages. */
-  index: number;
-  offset: number;
-  /** The command with its path and payload copied (valid after the reader moves on). */
-  cmd: EncodedWriteCommand;
-  /** Settles when decoding is over; then `decoded` (the whole extent) or `error` is set. */
-  done: Promise<void>;
-  decoded?: Buffer;
-  error?: unknown;
   slot: Slot;
+  /** The decoded extent's view in the slot (exactly unencodedLen bytes). */
+  out: Buffer;
 }
 
-export class DecodeAhead {
-  readonly queue: DecodeJob[] = [];
-  private readonly free: Slot[] = [];
+export type DecodeResult = { decoded: Buffer; error?: undefined } | { decoded?: undefined; error: unknown };
 
-  private constructor() {}
+export class DecodeAhead {
+  private readonly free: Slot[] = [];
+  private inUse = 0;
+
+  private constructor(private readonly pool: ZstdAheadPool) {
+    for (let id = Math.min(LOOKAHEAD, pool.slots) - 1; id >= 0; id--) {
+      this.free.push({ id, output: Buffer.alloc(0) });
+    }
+  }
 
   /**
-   * A decode-ahead queue when decoding is needed for every extent, libzstd can run async, and it was
-   * asked for (BTRFS_TS_DECODE_AHEAD=1). Off by default: on the 2-core benchmark machine, under load,
-   * it was 2–8 % *slower* than decoding inline (thread hand-offs and the payload copy cost more CPU than
-   * the overlap saved; docs/benchmarks.md, "What we tried"). Worth it only with idle cores.
+   * A decode-ahead pool when extents must be decoded, the native module and the system's libzstd.so.1
+   * are there, and BTRFS_TS_DECODE_AHEAD is not 0 (the switch for A/B measurements).
    */
   static create(opts: { forceDecompress: boolean; verify: boolean }): DecodeAhead | undefined {
     if (!opts.forceDecompress && !opts.verify) return undefined;
-    if (process.env.BTRFS_TS_DECODE_AHEAD !== '1' || !zstdAsyncAvailable()) return undefined;
-    return new DecodeAhead();
+    if (process.env.BTRFS_TS_DECODE_AHEAD === '0') return undefined;
+    const pool = ZstdAheadPool.create();
+    return pool ? new DecodeAhead(pool) : undefined;
   }
 
-  /** Whether `cmd` can be decoded ahead: plain zstd with sane fields (anything odd takes the normal path). */
-  eligible(cmd: EncodedWriteCommand): boolean {
-    if (cmd.compression !== Compression.ZSTD || (cmd.encryption ?? 0) !== 0) return false;
-    if (cmd.unencodedLen <= 0 || cmd.unencodedLen > MAX_UNENCODED_LEN) return false;
-    try {
-      checkSlice({ compression: cmd.compression, data: cmd.data, unencodedLen: cmd.unencodedLen,
-        unencodedOffset: cmd.unencodedOffset, unencodedFileLen: cmd.unencodedFileLen });
-    } catch {
-      return false;
-    }
-    return true;
-  }
-
-  /** Whether `cmd` writes to the file of the queued extents (only such runs are decoded together). */
-  sameFile(cmd: EncodedWriteCommand): boolean {
-    return this.queue.length === 0 || this.queue[0]!.cmd.path.equals(cmd.path);
-  }
-
+  /** All slots hold a job: the oldest must be finished before another is submitted. */
   get full(): boolean {
-    return this.queue.length >= SLOTS;
+    return this.free.length === 0;
   }
 
-  /** Start decoding; undefined when this payload needs the synchronous decoder (the caller applies it). */
-  start(cmd: EncodedWriteCommand, index: number, offset: number): DecodeJob | undefined {
-    let frame: Buffer | undefined;
+  /** Jobs submitted and not finished yet. */
+  get pending(): number {
+    return this.inUse;
+  }
+
+  /**
+   * Queue `cmd`'s payload for the helper: cmd.data must stay as it is until finish(). Undefined when
+   * the payload is not plain zstd with sane fields (the synchronous path decodes it and reports what is
+   * wrong) or no slot is free.
+   */
+  submit(cmd: EncodedWriteCommand): DecodeJob | undefined {
+    if (this.free.length === 0 || !eligible(cmd)) return undefined;
+    let frameLen: number;
     try {
-      frame = zstdFramePlan(cmd.data, cmd.unencodedLen);
+      const frame = zstdFramePlan(cmd.data, cmd.unencodedLen);
+      if (frame === undefined) return undefined;
+      frameLen = frame.length;
     } catch {
-      return undefined; // the synchronous path reports the corrupt frame
+      return undefined;
     }
-    if (frame === undefined) return undefined;
-    const slot = this.free.pop() ?? {
-      ctx: new ZstdAsyncContext(), input: Buffer.allocUnsafe(INITIAL_INPUT), output: Buffer.allocUnsafe(INITIAL_OUTPUT),
-    };
-    if (slot.input.length < cmd.data.length) slot.input = Buffer.allocUnsafe(cmd.data.length);
-    if (slot.output.length < cmd.unencodedLen) slot.output = Buffer.allocUnsafe(cmd.unencodedLen);
-    cmd.data.copy(slot.input);
-    const data = slot.input.subarray(0, cmd.data.length);
+    const slot = this.free.pop()!;
+    if (slot.output.length < cmd.unencodedLen) slot.output = Buffer.allocUnsafe(Math.max(INITIAL_SIZE, cmd.unencodedLen));
     const out = slot.output.subarray(0, cmd.unencodedLen);
-    const job: DecodeJob = {
-      index, offset, slot,
-      cmd: { ...cmd, path: Buffer.from(cmd.path), data },
-      done: Promise.resolve(),
-    };
-    job.done = slot.ctx.decode(data.subarray(0, frame.length), out).then(
-      (produced) => {
-        // Zero the tail explicitly (libzstd may use the unused end of the output as scratch space).
-        out.fill(0, produced);
-        job.decoded = out;
-      },
-      (error: unknown) => { job.error = error; },
-    );
-    this.queue.push(job);
-    return job;
+    this.pool.submit(slot.id, cmd.data.subarray(0, frameLen), out);
+    this.inUse++;
+    return { slot, out };
   }
 
-  /** The oldest job, once decoded; its slot is reused after the caller is done with it (next call). */
-  async next(): Promise<DecodeJob> {
-    const job = this.queue.shift()!;
-    await job.done;
-    return job;
-  }
-
-  /** The job's buffers may be reused. */
-  release(job: DecodeJob): void {
+  /**
+   * The job's result (decoding it here if the helper has not started it). The slot is free again
+   * afterwards: use `decoded` before the next submit().
+   */
+  finish(job: DecodeJob): DecodeResult {
+    let result: DecodeResult;
+    try {
+      const produced = this.pool.finish(job.slot.id);
+      // Zero the tail explicitly (libzstd may use the unused end of the output as scratch space).
+      job.out.fill(0, produced);
+      result = { decoded: job.out };
+    } catch (error) {
+      result = { error };
+    }
+    this.inUse--;
     this.free.push(job.slot);
+    return result;
   }
+
+  /** How finish() found its jobs (BTRFS_TS_DECODE_AHEAD_STATS=1 prints it at the end of a receive). */
+  stats(): { self: number; waited: number; done: number } {
+    return this.pool.stats();
+  }
+
+  /** Stop the helper (jobs not finished are dropped). */
+  close(): void {
+    this.pool.close();
+  }
+}
+
+/** Plain zstd with fields the decoder accepts; anything odd takes the synchronous path. */
+export function eligible(cmd: EncodedWriteCommand): boolean {
+  if (cmd.compression !== Compression.ZSTD || (cmd.encryption ?? 0) !== 0) return false;
+  if (cmd.unencodedLen <= 0 || cmd.unencodedLen > MAX_UNENCODED_LEN) return false;
+  try {
+    checkSlice({ compression: cmd.compression, data: cmd.data, unencodedLen: cmd.unencodedLen,
+      unencodedOffset: cmd.unencodedOffset, unencodedFileLen: cmd.unencodedFileLen });
+  } catch {
+    return false;
+  }
+  return true;
 }

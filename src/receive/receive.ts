@@ -8,11 +8,12 @@ import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ByteSource } from '../stream/source.js';
 import type { Command } from '../stream/commands.js';
-import { readStream } from '../stream/reader.js';
+import { readFrames, readStream } from '../stream/reader.js';
 import { StreamError } from '../stream/errors.js';
 import { printablePath } from '../sys/libc.js';
 import { SubvolReceiver } from './apply.js';
-import { DecodeAhead } from './decode-ahead.js';
+import { DecodeAhead, type DecodeJob } from './decode-ahead.js';
+import { applyWithDecodeAhead } from './record-queue.js';
 import { holdCreate, isCreate, renamesHeld, type HeldCreate } from './held-create.js';
 import { openDestination, type Destination } from './destination.js';
 import { commandFailure, ReceiveError } from './errors.js';
@@ -216,20 +217,6 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
     }
   };
 
-  const ahead = DecodeAhead.create({ forceDecompress: options.forceDecompress, verify: options.verifyEncoded !== false });
-  /** Write queued decoded extents in order: all of them, or only the oldest one. */
-  const drainAhead = async (all: boolean): Promise<void> => {
-    while (ahead && ahead.queue.length > 0) {
-      const job = await ahead.next();
-      try {
-        applyRecord(job.index, job.offset, job.cmd, () => current!.encodedWrite(job.cmd, job.decoded, job.error));
-      } finally {
-        ahead.release(job);
-      }
-      if (!all) return;
-    }
-  };
-
   /** A create command waiting for the next record (held-create.ts). */
   let held: HeldCreate | undefined;
   const applyHeld = (h: HeldCreate): void => {
@@ -244,62 +231,62 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
     return fused;
   };
 
+  // Zstd extents are decoded ahead on a helper thread when it is available (record-queue.ts).
+  const ahead = DecodeAhead.create({ forceDecompress: options.forceDecompress, verify: options.verifyEncoded !== false });
+
+  /** Apply one record: records come here strictly in stream order, whether read ahead or not. */
+  const applyOne = (cmd: Command, index: number, offset: number, job?: DecodeJob): void => {
+    summary.commands++;
+    if (options.onProgress) {
+      // The progress line may show the path later: hand it a copy (made once per file, not per command).
+      const path = commandPath(cmd);
+      if (path !== undefined && (progressPath === undefined || !progressPath.equals(path))) progressPath = Buffer.from(path);
+      options.onProgress(offset, path === undefined ? undefined : progressPath);
+    }
+    if (cmd.cmd === 'end') summary.streamBytes = offset + 10; // END is a bare 10-byte header
+    // -v: data commands, -vv: every command (paths relative to the subvolume, as progs prints them).
+    if (verbosity >= 2 && current && (verbosity >= 3 || cmd.cmd === 'write' || cmd.cmd === 'clone')) {
+      log(describe(cmd, printablePath));
+    }
+    if (held) {
+      const h = held;
+      held = undefined;
+      // The create and its RENAME become one create at the final name; otherwise both go as sent.
+      if (renamesHeld(h, cmd)) {
+        if (applyHeldRenamed(h, cmd.to)) return;
+      } else {
+        applyHeld(h);
+      }
+    }
+    if (current && isCreate(cmd)) {
+      held = holdCreate(cmd, index, offset);
+      return;
+    }
+    // An extent decoded ahead: its result (or decoding error) goes with it; the slot is free again.
+    const decoded = job ? ahead!.finish(job) : undefined;
+    applyRecord(index, offset, cmd, () => {
+      if (cmd.cmd === 'subvol' || cmd.cmd === 'snapshot') startSubvol(cmd);
+      else if (cmd.cmd === 'end') closeCurrent();
+      else if (!current) throw new Error('no SUBVOL or SNAPSHOT command before this command');
+      else if (decoded && cmd.cmd === 'encoded_write') current.encodedWrite(cmd, decoded.decoded, decoded.error);
+      else current.apply(cmd);
+    });
+  };
+
   try {
     // reuseBuffers: commands are applied synchronously, one at a time, and whatever outlives its
     // command is copied (subvolume name and UUID, the write cache's and FILEATTR's paths, the progress
-    // path), so the reader may recycle its two buffers and read ahead (docs/benchmarks.md).
-    const records = readStream(input, {
+    // path, frames queued behind an extent decoded ahead), so the reader may recycle its two buffers
+    // and read ahead (docs/benchmarks.md).
+    const readerOptions = {
       reuseBuffers: true,
       stopAtFirstEnd: options.stopAtEnd,
       skipUnknownCommands: options.skipUnknownCommands === true,
       ...(options.maxCommandSize !== undefined ? { maxCommandSize: options.maxCommandSize } : {}),
-    });
-    for await (const rec of records) {
-      summary.commands++;
-      const cmd = rec.command;
-      if (options.onProgress) {
-        // The progress line may show the path later: hand it a copy (made once per file, not per command).
-        const path = commandPath(cmd);
-        if (path !== undefined && (progressPath === undefined || !progressPath.equals(path))) progressPath = Buffer.from(path);
-        options.onProgress(rec.offset, path === undefined ? undefined : progressPath);
-      }
-      if (cmd.cmd === 'end') summary.streamBytes = rec.offset + 10; // END is a bare 10-byte header
-      // -v: data commands, -vv: every command (paths relative to the subvolume, as progs prints them).
-      if (verbosity >= 2 && current && (verbosity >= 3 || cmd.cmd === 'write' || cmd.cmd === 'clone')) {
-        log(describe(cmd, printablePath));
-      }
-      if (held) {
-        const h = held;
-        held = undefined;
-        // The create and its RENAME become one create at the final name; otherwise both go as sent.
-        if (renamesHeld(h, cmd)) {
-          if (applyHeldRenamed(h, cmd.to)) continue;
-        } else {
-          applyHeld(h);
-        }
-      }
-      if (ahead) {
-        // Decode-ahead: a run of zstd ENCODED_WRITEs to one file decodes in parallel; anything else
-        // first waits until the queued extents are written (stream order is kept).
-        const early = current !== undefined && cmd.cmd === 'encoded_write' && ahead.eligible(cmd);
-        if (ahead.queue.length > 0 && (!early || !ahead.sameFile(cmd))) await drainAhead(true);
-        else if (early && ahead.full) await drainAhead(false);
-        if (early && ahead.start(cmd, rec.index, rec.offset)) continue;
-        if (ahead.queue.length > 0) await drainAhead(true);
-      }
-      if (current && isCreate(cmd)) {
-        held = holdCreate(cmd, rec.index, rec.offset);
-        continue;
-      }
-      applyRecord(rec.index, rec.offset, cmd, () => {
-        if (cmd.cmd === 'subvol' || cmd.cmd === 'snapshot') startSubvol(cmd);
-        else if (cmd.cmd === 'end') closeCurrent();
-        else if (!current) throw new Error('no SUBVOL or SNAPSHOT command before this command');
-        else current.apply(cmd);
-      });
-    }
+    };
+    if (ahead) await applyWithDecodeAhead(readFrames(input, readerOptions), ahead, applyOne);
+    else for await (const rec of readStream(input, readerOptions)) applyOne(rec.command, rec.index, rec.offset);
     if (held) applyHeld(held);
-    if (ahead) await drainAhead(true);
     closeCurrent();
     if (errors > 0) {
       throw new ReceiveError(`receive finished with ${errors} error${errors === 1 ? '' : 's'}; last: ${lastError}`);
@@ -323,6 +310,10 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
       partial: left, cause: err.cause,
     });
   } finally {
+    if (ahead) {
+      if (process.env.BTRFS_TS_DECODE_AHEAD_STATS === '1') log(`decode-ahead: ${JSON.stringify(ahead.stats())}`);
+      ahead.close();
+    }
     if (current) current.dispose();
     dest.close();
     if (inputFd !== undefined) closeSync(inputFd);

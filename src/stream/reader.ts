@@ -39,6 +39,45 @@ export interface StreamRecord {
   version: number;
 }
 
+/** A command frame as read, not decoded yet: valid until the next frame is requested. */
+export interface RawFrame {
+  /** The frame's header is at buf[frame], its body (len bytes) follows. */
+  buf: Buffer;
+  frame: number;
+  len: number;
+  cmdNum: number;
+  /** v2+: DATA runs to the end of the body (decodeCommand needs it). */
+  dataRunsToEnd: boolean;
+  index: number;
+  /** Byte offset of the command header in the input. */
+  at: number;
+}
+
+/** The frame decoded into its command (throws StreamError for bad attributes, as readStream would). */
+export function decodeFrame(f: RawFrame): Command {
+  return decodeCommand(f.buf, f.frame, f.len, f.cmdNum, f.dataRunsToEnd, f.index, f.at);
+}
+
+/**
+ * Frames checked (size, CRC, known command) but not decoded, for a consumer that copies some of them
+ * and decodes them later (receive's read-ahead, src/receive/record-queue.ts). The frame yielded is the
+ * parser itself: read its fields before asking for the next.
+ */
+export async function* readFrames(source: ByteSource, opts: ReaderOptions = {}): AsyncGenerator<RawFrame> {
+  const parser = new FrameParser(opts);
+  const w = openByteWindow(source, { reuse: opts.reuseBuffers === true, exact: opts.stopAtFirstEnd === true });
+  try {
+    for (;;) {
+      const step = parser.next(w);
+      if (step === FRAME) yield parser;
+      else if (step === FINISHED) return;
+      else if (!(await w.ensure(step)) && parser.endOfInput(w)) return;
+    }
+  } finally {
+    await w.release();
+  }
+}
+
 export async function* readStream(source: ByteSource, opts: ReaderOptions = {}): AsyncGenerator<StreamRecord> {
   const parser = new FrameParser(opts);
   const w = openByteWindow(source, { reuse: opts.reuseBuffers === true, exact: opts.stopAtFirstEnd === true });

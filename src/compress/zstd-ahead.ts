@@ -1,0 +1,90 @@
+// zstd extents decoded on a helper thread (native/zstd-ahead.c) while the receive applies earlier
+// commands. A job that the helper has not started when its result is needed is decoded right there, on
+// the receive's own thread, so this is never slower than decoding inline (docs/benchmarks.md).
+//
+// Only the fast path of decodeZstd is done here: a single frame whose declared content size fits the
+// output. Callers check that first with zstdFramePlan(); anything else goes to the synchronous decoder.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { CorruptDataError } from './errors.js';
+import { zstdContentSize, zstdFrameSize } from './zstd.js';
+
+/** Where scripts/build-native.sh puts the module (the same from src/compress and dist/compress). */
+export const ZSTD_AHEAD_MODULE_PATH = fileURLToPath(new URL('../../native/build/zstd-ahead.node', import.meta.url));
+
+interface ZstdAheadModule {
+  /** A pool with its helper thread; undefined when the system's libzstd.so.1 cannot be loaded. */
+  create(): object | undefined;
+  submit(pool: object, slot: number, frame: Buffer, out: Buffer): void;
+  /** Bytes produced, or libzstd's error name. */
+  finish(pool: object, slot: number): number | string;
+  close(pool: object): void;
+  /** [decoded by finish() itself, waited for the helper, found done] (for measuring). */
+  stats(pool: object): number[];
+  /** Jobs a pool holds at once. */
+  SLOTS: number;
+}
+
+let loaded: ZstdAheadModule | null | undefined;
+
+function loadModule(): ZstdAheadModule | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  if (process.platform !== 'linux' || !existsSync(ZSTD_AHEAD_MODULE_PATH)) return loaded;
+  try {
+    loaded = createRequire(import.meta.url)(ZSTD_AHEAD_MODULE_PATH) as ZstdAheadModule;
+  } catch {
+    loaded = null; // e.g. built for another Node ABI: extents are decoded inline
+  }
+  return loaded;
+}
+
+/** A helper thread with its own libzstd context, and up to `SLOTS` jobs queued for it. */
+export class ZstdAheadPool {
+  readonly slots: number;
+
+  private constructor(private readonly native: ZstdAheadModule, private readonly pool: object) {
+    this.slots = native.SLOTS;
+  }
+
+  /** A pool, or undefined when the module was not built or the system has no libzstd.so.1. */
+  static create(): ZstdAheadPool | undefined {
+    const native = loadModule();
+    const pool = native?.create();
+    return native && pool ? new ZstdAheadPool(native, pool) : undefined;
+  }
+
+  /** Queue `frame` (exactly one frame, as zstdFramePlan() returned it) to be decoded into `out`.
+   *  Neither may be touched until finish(slot). */
+  submit(slot: number, frame: Buffer, out: Buffer): void {
+    this.native.submit(this.pool, slot, frame, out);
+  }
+
+  /** The bytes the job in `slot` produced (decoding it here if the helper has not started it). */
+  finish(slot: number): number {
+    const result = this.native.finish(this.pool, slot);
+    if (typeof result === 'string') throw new CorruptDataError('zstd', result);
+    return result;
+  }
+
+  close(): void {
+    this.native.close(this.pool);
+  }
+
+  /** How finish() found its jobs: decoded by the caller itself, still running on the helper, done. */
+  stats(): { self: number; waited: number; done: number } {
+    const [self = 0, waited = 0, done = 0] = this.native.stats(this.pool);
+    return { self, waited, done };
+  }
+}
+
+/**
+ * The frame to decode ahead, or undefined when the payload needs the synchronous decoder (no declared
+ * content size, or more than `outLen`). Throws CorruptDataError for a bad frame, like decodeZstd.
+ */
+export function zstdFramePlan(data: Buffer, outLen: number): Buffer | undefined {
+  const frame = data.subarray(0, zstdFrameSize(data));
+  const declared = zstdContentSize(frame);
+  return declared !== null && declared <= outLen ? frame : undefined;
+}

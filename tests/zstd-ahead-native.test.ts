@@ -1,0 +1,93 @@
+// The native pool behind decode-ahead (native/zstd-ahead.c + src/compress/zstd-ahead.ts): jobs queued
+// for its helper thread and finished in any order, misuse refused with a clear error, a corrupt frame
+// reported with libzstd's error name. In CI the module must have been built (scripts/build-native.sh).
+import { describe, expect, it } from 'vitest';
+import { createRequire } from 'node:module';
+import { CorruptDataError } from '../src/compress/errors.js';
+import { ZstdAheadPool, zstdFramePlan } from '../src/compress/zstd-ahead.js';
+
+const zstd = createRequire(import.meta.url)('zstd-napi/binding') as typeof import('zstd-napi/binding.js');
+
+function frame(plain: Buffer): Buffer {
+  const cctx = new zstd.CCtx();
+  cctx.setParameter(zstd.CParameter.checksumFlag, 1);
+  const out = Buffer.alloc(zstd.compressBound(plain.length));
+  return out.subarray(0, cctx.compress(out, plain, 3));
+}
+
+const plainOf = (i: number): Buffer => Buffer.from(Array.from({ length: 4000 + i * 97 }, (_, k) => `${(k * (i + 3)) % 1013},`).join(''));
+
+const available = ZstdAheadPool.create() !== undefined;
+if (!available && process.env.CI) throw new Error('native/build/zstd-ahead.node or libzstd.so.1 is missing in CI');
+if (!available) console.warn('SKIPPING zstd-ahead pool tests: native/build/zstd-ahead.node or libzstd.so.1 is missing');
+
+describe.skipIf(!available)('native zstd-ahead pool', () => {
+  it('decodes every slot correctly, finished in any order', () => {
+    const pool = ZstdAheadPool.create()!;
+    try {
+      for (let round = 0; round < 20; round++) {
+        const plains = Array.from({ length: pool.slots }, (_, i) => plainOf(i + round));
+        const outs = plains.map((p) => Buffer.alloc(p.length + 100, 0xee));
+        plains.forEach((p, slot) => pool.submit(slot, frame(p), outs[slot]!));
+        const order = round % 2 === 0 ? plains.map((_, i) => i) : plains.map((_, i) => plains.length - 1 - i);
+        for (const slot of order) {
+          expect(pool.finish(slot)).toBe(plains[slot]!.length);
+          expect(outs[slot]!.subarray(0, plains[slot]!.length).equals(plains[slot]!)).toBe(true);
+        }
+      }
+      const { self, waited, done } = pool.stats();
+      expect(self + waited + done).toBe(20 * pool.slots);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it('refuses a slot out of range, a finish without submit, a busy slot and a closed pool', () => {
+    const pool = ZstdAheadPool.create()!;
+    const f = frame(plainOf(1));
+    const out = Buffer.alloc(plainOf(1).length);
+    expect(() => pool.submit(pool.slots, f, out)).toThrow(RangeError);
+    expect(() => pool.submit(-1, f, out)).toThrow(/slot out of range/);
+    expect(() => pool.finish(pool.slots)).toThrow(/slot out of range/);
+    expect(() => pool.finish(0)).toThrow(/nothing submitted in this slot/);
+    pool.submit(0, f, out);
+    expect(() => pool.submit(0, f, out)).toThrow(/slot in use/);
+    expect(pool.finish(0)).toBe(plainOf(1).length);
+    expect(() => pool.finish(0)).toThrow(/nothing submitted in this slot/);
+    pool.submit(1, f, out); // dropped by close()
+    pool.close();
+    expect(() => pool.submit(0, f, out)).toThrow(/already closed/);
+    expect(() => pool.finish(1)).toThrow(/already closed/);
+  });
+
+  it('reports a corrupt frame with libzstd\'s error name, and goes on decoding', () => {
+    const pool = ZstdAheadPool.create()!;
+    try {
+      const good = plainOf(2);
+      const bad = Buffer.from(frame(good));
+      for (let i = 12; i < bad.length - 4; i++) bad[i]! ^= 0x5a;
+      pool.submit(3, bad, Buffer.alloc(good.length));
+      pool.submit(4, frame(good), Buffer.alloc(good.length));
+      let error: unknown;
+      try {
+        pool.finish(3);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(CorruptDataError);
+      expect((error as Error).message).toMatch(/^zstd: [A-Z][a-z]/);
+      expect(pool.finish(4)).toBe(good.length);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it('zstdFramePlan: the frame to decode ahead, or undefined when it needs the synchronous decoder', () => {
+    const p = plainOf(0);
+    const f = frame(p);
+    const padded = Buffer.concat([f, Buffer.alloc(4096 - (f.length % 4096))]);
+    expect(zstdFramePlan(padded, p.length)!.length).toBe(f.length);
+    expect(zstdFramePlan(padded, p.length - 1)).toBeUndefined(); // declares more than fits
+    expect(() => zstdFramePlan(Buffer.alloc(4096, 0x55), 4096)).toThrow(CorruptDataError);
+  });
+});
