@@ -302,7 +302,9 @@ describe.skipIf(!ok)('btrfs-ts send is byte-identical to btrfs send', () => {
     const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     expect(code).toBe(1);
     expect(Date.now() - closedAt).toBeLessThan(10_000);
-    expect(stderr).toContain('ERROR: failed to read stream from kernel: Broken pipe');
+    // Node's 'pipe' stdio is a socket pair: closed with unread bytes in it, the writer gets ECONNRESET
+    // instead of EPIPE (timing decides which; progs reports either the same way).
+    expect(stderr).toMatch(/ERROR: failed to read stream from kernel: (Broken pipe|Connection reset by peer)\n/);
     // No send left running in the kernel: the snapshot can be deleted (EPERM while a send uses it).
     const del = spawnSync('btrfs', ['subvolume', 'delete', S('big')]);
     expect(del.stderr.toString()).toBe('');
