@@ -5,11 +5,17 @@
 import { writeFileSync } from 'node:fs';
 import { soakSeed } from './soak.js';
 
+const USAGE = `usage: npm run soak -- --seeds N [--first F] [--seed S[,S2...]] [--receiver progs] [--proto 1,2]
+                     [--entries N] [--mutations N] [--max-file BYTES] [--no-send-check] [--keep]`;
+const OPTIONS = new Set(['seeds', 'first', 'seed', 'receiver', 'proto', 'entries', 'mutations', 'max-file', 'no-send-check', 'keep']);
+
+/** The options; an unknown one (a typo would otherwise start a default soak) is an error. */
 function parse(argv: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}\n${USAGE}`);
+    if (!OPTIONS.has(a.slice(2))) throw new Error(`unknown option ${a}\n${USAGE}`);
     const next = argv[i + 1];
     if (next === undefined || next.startsWith('--')) out[a.slice(2)] = 'true';
     else out[a.slice(2)] = argv[++i]!;
@@ -18,7 +24,17 @@ function parse(argv: string[]): Record<string, string> {
 }
 
 async function main(): Promise<number> {
+  if (process.argv.includes('--help')) {
+    console.log(USAGE);
+    return 0;
+  }
   const args = parse(process.argv.slice(2));
+  // A reader that goes away (`| head`) ends the soak after the current seed, which removes its images.
+  let readerGone = false;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    readerGone = true;
+  });
   const seeds: number[] = args.seed !== undefined
     ? args.seed.split(',').map(Number)
     : Array.from({ length: Number(args.seeds ?? 3) }, (_, i) => Number(args.first ?? 1) + i);
@@ -37,6 +53,7 @@ async function main(): Promise<number> {
   let sendsCompared = 0;
   const t0 = Date.now();
   for (const seed of seeds) {
+    if (readerGone) return 1;
     const r = await soakSeed({ seed, receiver, protocols, tree, checkSend: args['no-send-check'] !== 'true', keepOnFailure: args.keep === 'true', log: (l) => console.log(l) });
     sendsCompared += r.sendsCompared;
     streams += r.streams;
