@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include "napi-exports.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -237,15 +238,10 @@ static napi_value copy_pipe_fn(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  static const struct { const char *name; napi_callback fn; } functions[] = {
+  static const struct named_function functions[] = {
     { "ioctl", ioctl_fn }, { "copyPipe", copy_pipe_fn },
   };
-  for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
-    napi_value fn;
-    if (napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, NULL, &fn) == napi_ok) {
-      napi_set_named_property(env, exports, functions[i].name, fn);
-    }
-  }
+  export_functions(env, exports, functions, sizeof functions / sizeof functions[0]);
   return exports;
 }
 

@@ -4,14 +4,11 @@
 //
 // Only the fast path of decodeZstd is done here: a single frame whose declared content size fits the
 // output. Callers check that first with zstdFramePlan(); anything else goes to the synchronous decoder.
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { loadNativeModule, nativeModulePath } from '../sys/native-module.js';
 import { CorruptDataError } from './errors.js';
 import { zstdContentSize, zstdFrameSize } from './zstd.js';
 
-/** Where scripts/build-native.sh puts the module (the same from src/compress and dist/compress). */
-export const ZSTD_AHEAD_MODULE_PATH = fileURLToPath(new URL('../../native/build/zstd-ahead.node', import.meta.url));
+export const ZSTD_AHEAD_MODULE_PATH = nativeModulePath('zstd-ahead');
 
 interface ZstdAheadModule {
   /** A pool with its helper thread; undefined when the system's libzstd.so.1 cannot be loaded. */
@@ -26,18 +23,9 @@ interface ZstdAheadModule {
   SLOTS: number;
 }
 
-let loaded: ZstdAheadModule | null | undefined;
-
+/** The module, or null (extents are then decoded inline). */
 function loadModule(): ZstdAheadModule | null {
-  if (loaded !== undefined) return loaded;
-  loaded = null;
-  if (process.platform !== 'linux' || !existsSync(ZSTD_AHEAD_MODULE_PATH)) return loaded;
-  try {
-    loaded = createRequire(import.meta.url)(ZSTD_AHEAD_MODULE_PATH) as ZstdAheadModule;
-  } catch {
-    loaded = null; // e.g. built for another Node ABI: extents are decoded inline
-  }
-  return loaded;
+  return loadNativeModule<ZstdAheadModule>('zstd-ahead');
 }
 
 /** A helper thread with its own libzstd context, and up to `SLOTS` jobs queued for it. */

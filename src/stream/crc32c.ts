@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { nativeModulePath } from '../sys/native-module.js';
 
 type Crc32cFn = (input: Uint8Array, initialState?: number) => number;
 /** Raw CRC32C register update: (register, bytes) → register, no inversions. */
@@ -18,8 +18,7 @@ type RawUpdateFn = (crc: number, bytes: Uint8Array) => number;
 // Both are loaded with require, not import: see src/sys/libc.ts (the ESM→CJS scanner costs ~10 MiB RSS);
 // and only on first use: a stream of small commands (checked in JS by frame-parser.ts) never needs them.
 
-/** Where scripts/build-native.sh puts the module (the same from src/stream and dist/stream). */
-export const NATIVE_CRC32C_PATH = fileURLToPath(new URL('../../native/build/crc32c.node', import.meta.url));
+export const NATIVE_CRC32C_PATH = nativeModulePath('crc32c');
 
 let rawUpdate: RawUpdateFn | undefined;
 let nativeState: 'native' | string | undefined;

@@ -3,13 +3,10 @@
 // and prints. Without the module (not built, BTRFS_TS_NO_READ_AHEAD=1) the caller falls back to
 // synchronous reads. Memory: the ring (2.25 MiB by default), plus the largest command when one cannot
 // wrap around it (none in a kernel stream).
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { ByteWindow } from './byte-reader.js';
+import { loadNativeModule, nativeModulePath } from '../sys/native-module.js';
 
-/** Where scripts/build-native.sh puts the module (the same from src/stream and dist/stream). */
-export const READ_AHEAD_MODULE_PATH = fileURLToPath(new URL('../../native/build/read-ahead.node', import.meta.url));
+export const READ_AHEAD_MODULE_PATH = nativeModulePath('read-ahead');
 
 interface ReadAheadModule {
   start(fd: number, slots: Buffer[], offset: number, readers: number): object;
@@ -40,20 +37,9 @@ export interface RingGeometry {
  */
 export const DEFAULT_RING: RingGeometry = { slots: 8, slotBytes: 256 * 1024, carryRoom: 256 * 1024, readers: 1 };
 
-let loaded: ReadAheadModule | null | undefined;
-
+/** The module, or null (files are then read synchronously). */
 function loadModule(): ReadAheadModule | null {
-  if (loaded !== undefined) return loaded;
-  loaded = null;
-  if (process.env.BTRFS_TS_NO_READ_AHEAD === '1' || process.platform !== 'linux' || !existsSync(READ_AHEAD_MODULE_PATH)) {
-    return loaded;
-  }
-  try {
-    loaded = createRequire(import.meta.url)(READ_AHEAD_MODULE_PATH) as ReadAheadModule;
-  } catch {
-    loaded = null; // e.g. built for another Node ABI: synchronous reads do the same job
-  }
-  return loaded;
+  return loadNativeModule<ReadAheadModule>('read-ahead', 'BTRFS_TS_NO_READ_AHEAD');
 }
 
 /** Whether `--dump` reads files through the native read-ahead thread (for tests and diagnostics). */

@@ -3,12 +3,9 @@
 // worker is a whole V8 isolate, ~10 MiB of resident memory and ~25 ms to start. (Not libuv's pool: calls
 // that last a whole send could take all its threads; see the C file.) Optional like every native module
 // here: when it was not built (or BTRFS_TS_NO_NATIVE_CALLS=1), send-ioctl.ts uses worker threads.
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { loadNativeModule, nativeModulePath } from './native-module.js';
 
-/** Where scripts/build-native.sh puts the module (the same from src/sys and dist/sys). */
-export const BLOCKING_CALLS_MODULE_PATH = fileURLToPath(new URL('../../native/build/blocking-calls.node', import.meta.url));
+export const BLOCKING_CALLS_MODULE_PATH = nativeModulePath('blocking-calls');
 
 /** [return value (or bytes copied), errno (0 if none), failing system call (copyPipe) or null]. */
 export type CallResult = [number, number, string | null];
@@ -18,19 +15,7 @@ export interface BlockingCalls {
   copyPipe(inFd: number, outFd: number, chunk: number, outPipeSize: number, progress: Float64Array | null): Promise<CallResult>;
 }
 
-let loaded: BlockingCalls | null | undefined;
-
 /** The module, or null when it is not there (not built, another Node ABI, or disabled). */
 export function blockingCalls(): BlockingCalls | null {
-  if (loaded !== undefined) return loaded;
-  loaded = null;
-  if (process.env.BTRFS_TS_NO_NATIVE_CALLS === '1' || process.platform !== 'linux' || !existsSync(BLOCKING_CALLS_MODULE_PATH)) {
-    return loaded;
-  }
-  try {
-    loaded = createRequire(import.meta.url)(BLOCKING_CALLS_MODULE_PATH) as BlockingCalls;
-  } catch {
-    loaded = null;
-  }
-  return loaded;
+  return loadNativeModule<BlockingCalls>('blocking-calls', 'BTRFS_TS_NO_NATIVE_CALLS');
 }
