@@ -13,7 +13,10 @@ import { type Btrfs, makeBtrfs, requireBtrfs, run } from './helpers/btrfs.js';
 import { buildStream } from './helpers/stream-builder.js';
 import { lzoPacker, packLzo, sampleContents } from './helpers/v2-extents.js';
 
-const ok = requireBtrfs() && (lzoPacker() !== undefined || !!process.env.CI);
+const hasLzo = lzoPacker() !== undefined;
+// In CI a missing liblzo2-dev fails the lzo cases (scripts/install-system-deps.sh installs it).
+if (!hasLzo && !process.env.CI) console.warn('SKIPPING hand-made v2 streams: liblzo2-dev (lzo/lzo1x.h) is missing');
+const ok = requireBtrfs() && (hasLzo || !!process.env.CI);
 
 interface FixtureExtent { path: string; offset: number; unencodedLen: number; unencodedOffset: number; unencodedFileLen: number; compression: number; data: string }
 const zstdFixture = (JSON.parse(readFileSync(new URL('./fixtures/v2-extents/zstd.json', import.meta.url), 'utf8')) as { extents: FixtureExtent[] }).extents;

@@ -58,18 +58,14 @@ export function decodeFrame(f: RawFrame): Command {
   return decodeCommand(f.buf, f.frame, f.len, f.cmdNum, f.dataRunsToEnd, f.index, f.at);
 }
 
-/**
- * Frames checked (size, CRC, known command) but not decoded, for a consumer that copies some of them
- * and decodes them later (receive's read-ahead, src/receive/record-queue.ts). The frame yielded is the
- * parser itself: read its fields before asking for the next.
- */
-export async function* readFrames(source: ByteSource, opts: ReaderOptions = {}): AsyncGenerator<RawFrame> {
+/** The one reading loop: frames checked by the parser, each handed to `take` while it is current. */
+async function* parseFrames<T>(source: ByteSource, opts: ReaderOptions, take: (frame: FrameParser) => T): AsyncGenerator<T> {
   const parser = new FrameParser(opts);
   const w = openByteWindow(source, { reuse: opts.reuseBuffers === true, exact: opts.stopAtFirstEnd === true });
   try {
     for (;;) {
       const step = parser.next(w);
-      if (step === FRAME) yield parser;
+      if (step === FRAME) yield take(parser);
       else if (step === FINISHED) return;
       else if (!(await w.ensure(step)) && parser.endOfInput(w)) return;
     }
@@ -78,23 +74,18 @@ export async function* readFrames(source: ByteSource, opts: ReaderOptions = {}):
   }
 }
 
-export async function* readStream(source: ByteSource, opts: ReaderOptions = {}): AsyncGenerator<StreamRecord> {
-  const parser = new FrameParser(opts);
-  const w = openByteWindow(source, { reuse: opts.reuseBuffers === true, exact: opts.stopAtFirstEnd === true });
-  try {
-    for (;;) {
-      const step = parser.next(w);
-      if (step === FRAME) {
-        const index = parser.index;
-        const command = decodeCommand(parser.buf, parser.frame, parser.len, parser.cmdNum, parser.dataRunsToEnd, index, parser.at);
-        yield { command, index, offset: parser.at, stream: parser.stream, version: parser.version };
-      } else if (step === FINISHED) {
-        return;
-      } else if (!(await w.ensure(step)) && parser.endOfInput(w)) {
-        return;
-      }
-    }
-  } finally {
-    await w.release();
-  }
+/**
+ * Frames checked (size, CRC, known command) but not decoded, for a consumer that copies some of them
+ * and decodes them later (receive's read-ahead, src/receive/record-queue.ts). The frame yielded is the
+ * parser itself: read its fields before asking for the next.
+ */
+export function readFrames(source: ByteSource, opts: ReaderOptions = {}): AsyncGenerator<RawFrame> {
+  return parseFrames(source, opts, (parser): RawFrame => parser);
+}
+
+/** The commands of a stream, decoded and checked, with where each was found. */
+export function readStream(source: ByteSource, opts: ReaderOptions = {}): AsyncGenerator<StreamRecord> {
+  return parseFrames(source, opts, (parser): StreamRecord => ({
+    command: decodeFrame(parser), index: parser.index, offset: parser.at, stream: parser.stream, version: parser.version,
+  }));
 }
