@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli } from './helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { CLI, cli } from './helpers/cli.js';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -29,6 +30,17 @@ describe('btrfs-ts CLI: help and version', () => {
       expect(r.status).toBe(0);
       expect(r.stdout.trim()).toBe(`btrfs-ts ${version} (send stream protocol 1-3)`);
     }
+  });
+
+  it('started through its shebang, skips NODE_EXTRA_CA_CERTS (no TLS here; parsing the CAs cost 30 ms and 2 MiB)', () => {
+    // Run as an executable, so that its `#!/usr/bin/env -S ...` line is what starts node. Node warns on
+    // stderr when the variable names a file it cannot load: no warning means node never saw it.
+    const r = spawnSync(CLI, ['--version'], { env: { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent/btrfs-ts-ca.pem' } });
+    expect(r.status, r.stderr.toString()).toBe(0);
+    expect(r.stderr.toString()).toBe('');
+    // The control: node itself, given the variable, does warn (so the check above can fail).
+    const direct = spawnSync(process.execPath, [CLI, '--version'], { env: { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent/btrfs-ts-ca.pem' } });
+    expect(direct.stderr.toString()).toMatch(/extra certs/);
   });
 
   it('--help lists the commands and exit codes', () => {
