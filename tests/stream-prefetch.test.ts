@@ -14,7 +14,7 @@ let dir: string;
 beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'btrfs-ts-prefetch-')); });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A v2 stream whose WRITEs have sizes around the window's 256 KiB carry room and 1 MiB chunk. */
+/** A v2 stream whose WRITEs have sizes around the window's 256 KiB carry room and chunk, and larger. */
 function bigStream(seed: number): Buffer {
   const sizes = [0, 7, 4096, 48 << 10, (256 << 10) - 30, 256 << 10, (256 << 10) + 1, 1 << 20, (1 << 20) + 5, 3 << 20];
   const parts = [encodeStreamHeader(2)];

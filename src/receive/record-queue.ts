@@ -6,9 +6,9 @@
 // the reader recycles its buffers, and it is decoded when its turn comes. An ENCODED_WRITE is decoded
 // when read and its payload (in the ring) submitted for decoding at once. The queue is drained from its
 // head while LOOKAHEAD extents are pending or MAX_RECORDS frames wait, completely when none is pending
-// or the ring is full. Memory: RING_SIZE (1 MiB) plus decode-ahead's output slots (768 KiB), and no JS
-// object per queued frame, so the young-generation GC promotes nothing (peak RSS +2-3 MiB on the lab
-// stream; copied commands and fresh Buffers cost +10-30 MiB).
+// or the ring is full. Memory: RING_SIZE (512 KiB; 1 MiB was no faster) plus decode-ahead's output
+// slots (768 KiB), and no JS object per queued frame, so the young-generation GC promotes nothing
+// (peak RSS +2-3 MiB on the lab stream; copied commands and fresh Buffers cost +10-30 MiB).
 //
 // Errors keep today's order: an apply error is thrown at once (the frames after it are never applied);
 // a read error (truncated or corrupt stream) is thrown after the frames read before it are applied,
@@ -26,7 +26,7 @@ const MAX_RECORDS = 256;
  * Bytes of copied frames at most: LOOKAHEAD extents (~14 KiB compressed on average, 128 KiB at most)
  * and the commands between them. A full ring only means a short pause in the read-ahead.
  */
-const RING_SIZE = 1024 * 1024;
+const RING_SIZE = 512 * 1024;
 
 export type ApplyFn = (command: Command, index: number, offset: number, job?: DecodeJob) => void;
 

@@ -287,6 +287,11 @@ class IterableWindow implements ByteWindow {
 
 /** Room kept in front of each prefetch buffer for the unfinished command carried over from the last one. */
 const CARRY_ROOM = 256 * 1024;
+/**
+ * Bytes read into a prefetch buffer at a time. 256 KiB instead of 1 MiB: 1.5 MiB less peak RSS for a
+ * receive, at the same speed (the reads are on libuv's pool; docs/benchmarks.md, "What we tried").
+ */
+const PREFETCH_CHUNK_SIZE = 256 * 1024;
 
 /**
  * Regular files in reuse mode (receive, --dump): two recycled buffers, and the next chunk of the file is
@@ -294,7 +299,7 @@ const CARRY_ROOM = 256 * 1024;
  * overlaps parsing and the kernel calls of a receive. Each buffer keeps CARRY_ROOM bytes free in front
  * of its data: the unfinished command at the end of the current buffer is copied there, so the window
  * stays contiguous with one small copy. A command larger than that goes through a dedicated buffer.
- * Memory: 2 × (FD_CHUNK_SIZE + CARRY_ROOM), plus the largest command when one exceeds CARRY_ROOM.
+ * Memory: 2 × (PREFETCH_CHUNK_SIZE + CARRY_ROOM), plus the largest command when one exceeds CARRY_ROOM.
  */
 class PrefetchFdWindow implements ByteWindow {
   buf: Buffer = EMPTY;
@@ -310,7 +315,7 @@ class PrefetchFdWindow implements ByteWindow {
 
   constructor(fd: number | undefined, private readonly path: string | undefined) {
     this.fd = fd;
-    this.pair = [Buffer.allocUnsafe(CARRY_ROOM + FD_CHUNK_SIZE), Buffer.allocUnsafe(CARRY_ROOM + FD_CHUNK_SIZE)];
+    this.pair = [Buffer.allocUnsafe(CARRY_ROOM + PREFETCH_CHUNK_SIZE), Buffer.allocUnsafe(CARRY_ROOM + PREFETCH_CHUNK_SIZE)];
   }
 
   private async getFd(): Promise<number> {
@@ -326,7 +331,7 @@ class PrefetchFdWindow implements ByteWindow {
     if (this.eof || this.inflight !== undefined) return;
     const into = this.buf === this.pair[0] ? this.pair[1] : this.pair[0];
     this.inflightInto = into;
-    this.inflight = readFd(fd, into, CARRY_ROOM, FD_CHUNK_SIZE);
+    this.inflight = readFd(fd, into, CARRY_ROOM, PREFETCH_CHUNK_SIZE);
   }
 
   async ensure(n: number): Promise<boolean> {
@@ -361,7 +366,7 @@ class PrefetchFdWindow implements ByteWindow {
   /** A command that does not fit the carry room: assemble it in a buffer of its own. */
   private async readLarge(fd: number, n: number): Promise<void> {
     const tail = this.end - this.pos;
-    const big = Buffer.allocUnsafe(Math.max(n, tail) + FD_CHUNK_SIZE);
+    const big = Buffer.allocUnsafe(Math.max(n, tail) + PREFETCH_CHUNK_SIZE);
     this.buf.copy(big, 0, this.pos, this.end);
     let end = tail;
     if (this.inflight !== undefined) {
