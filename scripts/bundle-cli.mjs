@@ -11,7 +11,7 @@
 // the bundle's own file URL. Dependencies stay outside (native addons, loaded with require).
 // Without esbuild (a development dependency) it says so and the bin uses dist/cli/main.js.
 // Run after tsc by the build, prepare and test scripts.
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -40,3 +40,7 @@ await esbuild.build({
   banner: { js: "'use strict';\nconst bundleFileUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
 });
+// esbuild leaves an unchanged output file alone, but the bin trusts the bundle only when it is newer
+// than dist/cli/main.js, which tsc has just rewritten.
+const now = new Date();
+utimesSync(outfile, now, now);
