@@ -35,8 +35,13 @@ function runExample(flavor: 'js' | 'ts', name: string, args: string[], cwd: stri
 const exec = promisify(execFile);
 
 beforeAll(async () => {
-  // The test suite builds dist/ first (npm test); build again so this file also works alone.
-  await exec(join(repo, 'node_modules/.bin/tsc'), ['-p', repo]).catch(() => undefined);
+  // The test suite builds dist/ first (npm test). Build here only when there is nothing built (this file
+  // run alone on a fresh checkout): rebuilding under the running suite would make the CLI bundle older
+  // than dist/ for a moment, and CLI tests running meanwhile would not use it (bin/btrfs-ts.js).
+  if (!existsSync(join(repo, 'dist/index.js')) || !existsSync(join(repo, 'dist/cli/main.bundle.cjs'))) {
+    await exec(join(repo, 'node_modules/.bin/tsc'), ['-p', repo]).catch(() => undefined);
+    await exec(process.execPath, [join(repo, 'scripts/bundle-cli.mjs')]).catch(() => undefined);
+  }
   expect(existsSync(join(repo, 'dist/index.js'))).toBe(true);
   tmp = mkdtempSync(join(tmpdir(), 'btrfs-ts-api-'));
   const packed = (await exec('npm', ['pack', '--ignore-scripts', '--pack-destination', tmp], { cwd: repo }))
