@@ -3,6 +3,7 @@
 // reported with libzstd's error name. In CI the module must have been built (scripts/build-native.sh).
 import { describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
+import { spawnSync } from 'node:child_process';
 import { CorruptDataError } from '../src/compress/errors.js';
 import { ZstdAheadPool, zstdFramePlan } from '../src/compress/zstd-ahead.js';
 
@@ -89,5 +90,62 @@ describe.skipIf(!available)('native zstd-ahead pool', () => {
     expect(zstdFramePlan(padded, p.length)!.length).toBe(f.length);
     expect(zstdFramePlan(padded, p.length - 1)).toBeUndefined(); // declares more than fits
     expect(() => zstdFramePlan(Buffer.alloc(4096, 0x55), 4096)).toThrow(CorruptDataError);
+  });
+});
+
+describe.skipIf(!available)('one frame on the calling thread, without zstd-napi (frameSize, contentSize, decode)', () => {
+  const native = createRequire(import.meta.url)('../native/build/zstd-ahead.node') as {
+    frameSize(data: Buffer): number | string;
+    contentSize(frame: Buffer): number | string;
+    decode(frame: Buffer, out: Buffer): number | string;
+  };
+
+  it('agrees with zstd-napi on frame length, declared size and content, padded as btrfs pads', () => {
+    for (let i = 0; i < 40; i++) {
+      const plain = plainOf(i);
+      const f = frame(plain);
+      const padded = Buffer.concat([f, Buffer.alloc(4096 - (f.length % 4096))]);
+      expect(native.frameSize(padded)).toBe(zstd.findFrameCompressedSize(padded));
+      expect(native.contentSize(f)).toBe(zstd.getFrameContentSize(f));
+      const out = Buffer.alloc(plain.length);
+      expect(native.decode(f, out)).toBe(plain.length);
+      expect(out.equals(plain)).toBe(true);
+    }
+  });
+
+  it('a frame without a declared size: -1; bad bytes: libzstd\'s error name, not an exception', () => {
+    const cctx = new zstd.CCtx();
+    cctx.setParameter(zstd.CParameter.contentSizeFlag, 0);
+    const plain = plainOf(3);
+    const out = Buffer.alloc(zstd.compressBound(plain.length));
+    cctx.reset(zstd.ResetDirective.sessionOnly);
+    const [, produced] = cctx.compressStream2(out, plain, zstd.EndDirective.end);
+    const unsized = out.subarray(0, produced);
+    expect(native.frameSize(unsized)).toBe(unsized.length);
+    expect(native.contentSize(unsized)).toBe(-1);
+    expect(native.frameSize(Buffer.alloc(64, 0x55))).toMatch(/^[A-Z][a-z]/);
+    expect(native.contentSize(Buffer.alloc(64, 0x55))).toMatch(/^[A-Z][a-z]/);
+    const corrupt = Buffer.from(frame(plain));
+    corrupt.fill(0x5a, 12, 40);
+    const result = native.decode(corrupt, Buffer.alloc(plain.length));
+    expect(typeof result).toBe('string');
+    expect(result).toMatch(/^[A-Z][a-z]/);
+  });
+
+  it('decoding zstd extents never loads zstd-napi when the module is there (its 1.6 MiB of RSS)', () => {
+    const script = `
+      import { decodeZstd } from ${JSON.stringify(new URL('../dist/compress/zstd.js', import.meta.url).href)};
+      import { createRequire } from 'node:module';
+      const frame = Buffer.from(process.argv[1], 'base64');
+      const out = Buffer.alloc(Number(process.argv[2]));
+      const n = decodeZstd(Buffer.concat([frame, Buffer.alloc(100)]), out);
+      const loaded = Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes('zstd-napi'));
+      console.log(JSON.stringify({ n, loaded }));`;
+    const plain = plainOf(7);
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, frame(plain).toString('base64'), String(plain.length)]);
+    expect(r.status, r.stderr.toString()).toBe(0);
+    const result = JSON.parse(r.stdout.toString()) as { n: number; loaded: string[] };
+    expect(result.n).toBe(plain.length);
+    expect(result.loaded).toEqual([]);
   });
 });

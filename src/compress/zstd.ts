@@ -1,6 +1,10 @@
 // zstd extents: one frame, zero-padded to the sector. We find where the frame ends (zstd parses
-// the block headers), then decode exactly that frame with zstd-napi's native libzstd.
+// the block headers), then decode exactly that frame with libzstd: the system's, through our own
+// native/zstd-ahead.c when it is built (no zstd-napi loaded: 1.6 MiB less peak RSS), else zstd-napi's.
+// A frame that does not declare its size, or declares more than wanted, always goes through
+// zstd-napi's streaming decoder.
 import { createRequire } from 'node:module';
+import { loadNativeModule } from '../sys/native-module.js';
 import { CorruptDataError } from './errors.js';
 
 type Binding = typeof import('zstd-napi/binding.js');
@@ -8,6 +12,29 @@ type Binding = typeof import('zstd-napi/binding.js');
 let bindingLoaded: Binding | undefined;
 function zstdBinding(): Binding {
   return (bindingLoaded ??= createRequire(import.meta.url)('zstd-napi/binding') as Binding);
+}
+
+/** What native/zstd-ahead.c offers for one frame on the calling thread (libzstd's error name on failure). */
+interface NativeFrameCalls {
+  frameSize(data: Uint8Array): number | string;
+  /** -1: the frame does not say. */
+  contentSize(frame: Uint8Array): number | string;
+  decode(frame: Uint8Array, out: Uint8Array): number | string;
+}
+let nativeCalls: NativeFrameCalls | null | undefined;
+function native(): NativeFrameCalls | null {
+  if (nativeCalls === undefined) {
+    const m = loadNativeModule<Partial<NativeFrameCalls>>('zstd-ahead');
+    const complete = m && typeof m.frameSize === 'function' && typeof m.contentSize === 'function' && typeof m.decode === 'function';
+    nativeCalls = complete ? m as NativeFrameCalls : null;
+  }
+  return nativeCalls;
+}
+
+/** A native call's number, or its libzstd error name as a CorruptDataError. */
+function checked(result: number | string): number {
+  if (typeof result === 'string') throw new CorruptDataError('zstd', result);
+  return result;
 }
 
 const ZSTD_MAGIC = 0xfd2fb528;
@@ -32,6 +59,8 @@ export function zstdFrameSize(data: Uint8Array): number {
   if (data.length < 4) throw new CorruptDataError('zstd', `payload of ${data.length} bytes is too short for a frame`, 0);
   const magic = (data[0]! | (data[1]! << 8) | (data[2]! << 16) | (data[3]! << 24)) >>> 0;
   if (magic !== ZSTD_MAGIC) throw new CorruptDataError('zstd', `bad frame magic 0x${magic.toString(16).padStart(8, '0')}`, 0);
+  const calls = native();
+  if (calls) return checked(calls.frameSize(data));
   try {
     return zstdBinding().findFrameCompressedSize(data);
   } catch (error) {
@@ -41,6 +70,11 @@ export function zstdFrameSize(data: Uint8Array): number {
 
 /** Declared decoded size of a frame (null when the frame does not say); CorruptDataError if unreadable. */
 export function zstdContentSize(frame: Uint8Array): number | null {
+  const calls = native();
+  if (calls) {
+    const size = checked(calls.contentSize(frame));
+    return size < 0 ? null : size;
+  }
   try {
     return zstdBinding().getFrameContentSize(frame);
   } catch (error) {
@@ -54,13 +88,10 @@ export function zstdContentSize(frame: Uint8Array): number | null {
  */
 export function decodeZstd(data: Uint8Array, out: Uint8Array): number {
   const frame = data.subarray(0, zstdFrameSize(data));
+  const declared = zstdContentSize(frame);
+  const calls = native();
+  if (calls && declared !== null && declared <= out.length) return checked(calls.decode(frame, out));
   const ctx = context();
-  let declared: number | null;
-  try {
-    declared = zstdBinding().getFrameContentSize(frame);
-  } catch (error) {
-    throw corrupt(error);
-  }
   try {
     if (declared !== null && declared <= out.length) {
       // Fast path (all btrfs frames): one call; zstd checks the declared size and any checksum.
