@@ -142,10 +142,18 @@ describe.skipIf(!available)('one frame on the calling thread, without zstd-napi 
       const loaded = Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes('zstd-napi'));
       console.log(JSON.stringify({ n, loaded }));`;
     const plain = plainOf(7);
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, frame(plain).toString('base64'), String(plain.length)]);
-    expect(r.status, r.stderr.toString()).toBe(0);
-    const result = JSON.parse(r.stdout.toString()) as { n: number; loaded: string[] };
+    const decodeIn = (env: NodeJS.ProcessEnv): { n: number; loaded: string[] } => {
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, frame(plain).toString('base64'), String(plain.length)],
+        { env: { ...process.env, ...env } });
+      expect(r.status, r.stderr.toString()).toBe(0);
+      return JSON.parse(r.stdout.toString()) as { n: number; loaded: string[] };
+    };
+    const result = decodeIn({});
     expect(result.n).toBe(plain.length);
     expect(result.loaded).toEqual([]);
+    // The control, and the switch: BTRFS_TS_NO_NATIVE_ZSTD=1 decodes with zstd-napi.
+    const switched = decodeIn({ BTRFS_TS_NO_NATIVE_ZSTD: '1' });
+    expect(switched.n).toBe(plain.length);
+    expect(switched.loaded.some((path) => path.includes('zstd-napi'))).toBe(true);
   });
 });

@@ -24,7 +24,10 @@ interface NativeFrameCalls {
 let nativeCalls: NativeFrameCalls | null | undefined;
 function native(): NativeFrameCalls | null {
   if (nativeCalls === undefined) {
-    const m = loadNativeModule<Partial<NativeFrameCalls>>('zstd-ahead');
+    // BTRFS_TS_NO_NATIVE_ZSTD=1: zstd-napi for everything (the switch for A/B measurements; checked here,
+    // as decode-ahead loads the same module).
+    const off = process.env.BTRFS_TS_NO_NATIVE_ZSTD === '1';
+    const m = off ? null : loadNativeModule<Partial<NativeFrameCalls>>('zstd-ahead');
     const complete = m && typeof m.frameSize === 'function' && typeof m.contentSize === 'function' && typeof m.decode === 'function';
     nativeCalls = complete ? m as NativeFrameCalls : null;
   }
