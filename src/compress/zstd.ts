@@ -1,6 +1,7 @@
 // zstd extents: one frame, zero-padded to the sector. We find where the frame ends (zstd parses
 // the block headers), then decode exactly that frame with libzstd: the system's, through our own
-// native/zstd-ahead.c when it is built (no zstd-napi loaded: 1.6 MiB less peak RSS), else zstd-napi's.
+// native/zstd-ahead.c when it is built (one libzstd in the process, not two: zstd-napi is not loaded;
+// docs/compression.md), else zstd-napi's.
 // A frame that does not declare its size, or declares more than wanted, always goes through
 // zstd-napi's streaming decoder.
 import { createRequire } from 'node:module';
