@@ -1,8 +1,9 @@
 // Hostile streams, one test per attack: each must fail with a clear error, leave the canary directory
 // outside DEST untouched, and never mark the partial subvolume received or read-only.
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { readRootItem, findSubvolByUuid } from '../src/sys/subvolume.js';
+import { lgetxattrs } from '../src/sys/fs.js';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { requireBtrfs, makeBtrfs, type Btrfs } from './helpers/btrfs.js';
 import { buildStream } from './helpers/stream-builder.js';
 import { collectTree, diffTrees, type TreeInfo } from '../src/lab/compare-trees.js';
 import { subvolInfo } from '../src/lab/loop-btrfs.js';
-import { ourReceiveFailure } from './helpers/receive-harness.js';
+import { ourReceive, ourReceiveFailure } from './helpers/receive-harness.js';
 import type { Command } from '../src/stream/commands.js';
 
 const ok = requireBtrfs();
@@ -206,6 +207,74 @@ describe.skipIf(!ok)('hostile streams cannot leave DEST', () => {
     const { error } = await ourReceiveFailure(bytes(stream), dest);
     expect(error.message).toMatch(/command #1 \(snapshot\) s .*parent subvolume rwparent .* is not read-only/);
     expect(readdirSync(dest)).toEqual([]);
+  });
+
+  // A new subvolume is walked by the kernel (path-resolver.ts, walking mode) only while nobody but root
+  // can put a symlink in it. Each grant below must end walking mode before anyone could use it: another
+  // user plants a symlink in the directory the stream made writable, between two parts of the stream.
+  /** The stream in two parts; `between` runs after the first part is applied, before the second is read. */
+  async function* staged(cmdsBefore: Command[], cmdsAfter: Command[], between: () => void): AsyncGenerator<Buffer> {
+    const head: Command[] = [{ cmd: 'subvol', path: B('s'), uuid, ctransid: 7 }, ...cmdsBefore];
+    const full = buildStream(1, [...head, ...cmdsAfter]);
+    const cut = buildStream(1, head, { end: false }).length;
+    yield full.subarray(0, cut);
+    between();
+    yield full.subarray(cut);
+  }
+  /** Plant `d/x` -> `target` once `d` shows the grant the first part made. */
+  const plantAfter = (granted: (st: Stats) => boolean, target: string) => (): void => {
+    const d = join(dest, 's', 'd');
+    expect(granted(lstatSync(d))).toBe(true); // the first part really was applied
+    symlinkSync(target, join(d, 'x'));
+  };
+  const throughPlanted: Command[] = [
+    { cmd: 'mkfile', path: B('d/x/pwned'), ino: 258 },
+    { cmd: 'write', path: B('d/x/pwned'), offset: 0, data: B('pwned') },
+  ];
+  async function plantedAttack(grant: Command, granted: (st: Stats) => boolean): Promise<void> {
+    const stream = staged([{ cmd: 'mkdir', path: B('d'), ino: 257 }, grant], throughPlanted, plantAfter(granted, canary));
+    const { error } = await ourReceiveFailure(stream, dest);
+    expect(error.message).toMatch(/command #4 \(mkfile\) s\/d\/x\/pwned .*ELOOP/);
+    expect(diffTrees(canaryBefore, collectTree(canary))).toEqual([]);
+    expect(existsSync(join(canary, 'pwned'))).toBe(false);
+  }
+
+  it('symlink planted by another user in a directory made world-writable mid-receive (CHMOD)', async () => {
+    await plantedAttack({ cmd: 'chmod', path: B('d'), mode: 0o1777 }, (st) => (st.mode & 0o7777) === 0o1777);
+  });
+
+  it('symlink planted by another user in a directory given to them mid-receive (CHOWN)', async () => {
+    await plantedAttack({ cmd: 'chown', path: B('d'), uid: 1000, gid: 1000 }, (st) => st.uid === 1000);
+  });
+
+  it('symlink planted by another user in a directory an ACL opened to them mid-receive (SET_XATTR)', async () => {
+    // system.posix_acl_access: version 2; USER_OBJ rwx, USER 1000 rwx, GROUP_OBJ r-x, MASK rwx, OTHER r-x.
+    const entry = (tag: number, perm: number, id = 0xffffffff): Buffer => {
+      const b = Buffer.alloc(8); b.writeUInt16LE(tag, 0); b.writeUInt16LE(perm, 2); b.writeUInt32LE(id, 4); return b;
+    };
+    const acl = Buffer.concat([Buffer.from([2, 0, 0, 0]), entry(1, 7), entry(2, 7, 1000), entry(4, 5), entry(0x10, 7), entry(0x20, 5)]);
+    await plantedAttack({ cmd: 'set_xattr', path: B('d'), name: B('system.posix_acl_access'), value: acl },
+      () => lgetxattrs(Buffer.from(join(dest, 's', 'd'))).get('system.posix_acl_access')?.equals(acl) === true);
+  });
+
+  it('control: without a grant the kernel walks the path (a link only root could plant is followed)', async () => {
+    // Root is trusted (it could change anything anyway); here it plants d/x -> ../e inside the subvolume.
+    // Walking follows it; with walking off (BTRFS_TS_NO_PATH_WALK=1) the same stream fails. This shows
+    // that the tests above pass because walking stopped, not because it was never on.
+    const run = (): AsyncGenerator<Buffer> => staged(
+      [{ cmd: 'mkdir', path: B('d'), ino: 257 }, { cmd: 'mkdir', path: B('e'), ino: 259 }],
+      [{ cmd: 'mkfile', path: B('d/x/f'), ino: 258 }],
+      plantAfter((st) => (st.mode & 0o777) === 0o700, '../e'));
+    await ourReceive(run(), dest, { verbosity: 0 });
+    expect(existsSync(join(dest, 's', 'e', 'f'))).toBe(true);
+    dest = join(fs.mnt, `dest${++n}`); mkdirSync(dest);
+    process.env.BTRFS_TS_NO_PATH_WALK = '1';
+    try {
+      const { error } = await ourReceiveFailure(run(), dest);
+      expect(error.message).toMatch(/command #4 \(mkfile\) s\/d\/x\/f .*ELOOP/);
+    } finally {
+      delete process.env.BTRFS_TS_NO_PATH_WALK;
+    }
   });
 
   it('a symlink as destination directory component is refused for SUBVOL too (dest itself is trusted)', async () => {

@@ -29,7 +29,12 @@ const S_IFLNK = 0o120000;
 const S_IFDIR = 0o040000;
 const SETID = 0o6000;
 const SETGID = 0o2000;
+const GROUP_OTHER_WRITE = 0o022;
 const CAPABILITY_XATTR = Buffer.from('security.capability');
+/** system.posix_acl_access / _default (and any other system.* xattr) may grant write access. */
+const SYSTEM_XATTR = Buffer.from('system.');
+/** onInode/atParent: the xattr calls need the parent's own fd and a single component. */
+const DIRECT = true;
 /** errnos that say the filesystem failed, not that a name cannot be made this way (EIO, ENOMEM, ENOSPC,
  *  EROFS, EUCLEAN, EDQUOT). */
 const FILESYSTEM_FAILURES = new Set([5, 12, 28, 30, 117, 122]);
@@ -38,6 +43,8 @@ const MAX_PENDING_FILEATTRS = 16384;
 
 export interface ApplyOptions {
   forceDecompress: boolean;
+  /** Let the kernel walk whole paths in subvolumes this receive creates (path-resolver.ts); default true. */
+  walkPaths?: boolean;
   verifyEncoded: boolean;
   verbosity: number;
   log: (line: string) => void;
@@ -72,8 +79,13 @@ export class SubvolReceiver {
     readonly rootFd: number,
     private readonly dest: Destination,
     private readonly opts: ApplyOptions,
+    /** The subvolume was created empty by this receive (SUBVOL), not snapshotted from another. */
+    createdEmpty = false,
   ) {
     this.resolver = new PathResolver(rootFd);
+    // Empty and root's alone: no component of a path can be a symlink or a directory someone else could
+    // put one in, until the stream itself allows it (stopWalkingPaths).
+    this.resolver.walkPaths = createdEmpty && opts.walkPaths !== false;
     this.writes = new WriteCache(this.resolver);
     this.plainDirs = new PlainDirs(this.resolver);
   }
@@ -99,7 +111,10 @@ export class SubvolReceiver {
       });
       case 'mkdir': return this.atParent(cmd.path, (p) => mkdirat(p.dirfd, p.name, 0o700));
       case 'mknod': case 'mkfifo': case 'mksock': return this.mknod(cmd);
-      case 'symlink': return this.atParent(cmd.path, (p) => symlinkat(cmd.target, p.dirfd, p.name));
+      case 'symlink': {
+        this.stopWalkingPaths();
+        return this.atParent(cmd.path, (p) => symlinkat(cmd.target, p.dirfd, p.name));
+      }
       case 'rename': return this.rename(cmd.path, cmd.to);
       case 'link': return this.atParent(cmd.target, (existing) => this.atParent(cmd.path, (created) => {
         linkat(existing.dirfd, existing.name, created.dirfd, created.name, 0);
@@ -117,22 +132,29 @@ export class SubvolReceiver {
         }
       }
       case 'set_xattr': {
-        this.plainDirs.forget(); // a default ACL or a property may now be inherited
+        // A regular file (the write fd's) passes nothing on and lets no one in; anything else may.
+        if (!this.isWriteFile(cmd.path)) {
+          this.plainDirs.forget(); // a default ACL or a property may now be inherited
+          if (cmd.name.subarray(0, SYSTEM_XATTR.length).equals(SYSTEM_XATTR)) this.stopWalkingPaths(); // an ACL
+        }
         if (cmd.name.equals(CAPABILITY_XATTR)) this.capabilitiesSet = true;
         return this.onInode(cmd.path,
           (fd) => fsetxattr(fd, cmd.name, cmd.value, 0, cmd.path),
-          (p) => lsetxattrAt(p.dirfd, p.name, cmd.name, cmd.value, 0, cmd.path));
+          (p) => lsetxattrAt(p.dirfd, p.name, cmd.name, cmd.value, 0, cmd.path), DIRECT);
       }
       case 'remove_xattr': {
-        this.plainDirs.forget();
+        if (!this.isWriteFile(cmd.path)) this.plainDirs.forget();
         return this.onInode(cmd.path,
           (fd) => fremovexattr(fd, cmd.name, cmd.path),
-          (p) => lremovexattrAt(p.dirfd, p.name, cmd.name, cmd.path));
+          (p) => lremovexattrAt(p.dirfd, p.name, cmd.name, cmd.path), DIRECT);
       }
       case 'clone': return this.clone(cmd);
       case 'truncate': return ftruncate(this.writes.get(cmd.path), cmd.size, cmd.path);
       case 'chmod': {
-        if (cmd.mode & SETGID) this.plainDirs.forget(); // a set-gid directory passes its group on
+        if (!this.isWriteFile(cmd.path)) {
+          if (cmd.mode & SETGID) this.plainDirs.forget(); // a set-gid directory passes its group on
+          if (cmd.mode & GROUP_OTHER_WRITE) this.stopWalkingPaths(); // others may add entries
+        }
         return this.onInode(cmd.path,
           (fd) => fchmod(fd, cmd.mode & 0o7777, cmd.path),
           (p) => chmodNoFollow(p, cmd.mode & 0o7777, cmd.path));
@@ -174,7 +196,7 @@ export class SubvolReceiver {
       if (e instanceof SysError && FILESYSTEM_FAILURES.has(e.errno)) throw e;
       return false;
     }
-    if (cmd.cmd === 'mkdir') {
+    if (cmd.cmd === 'mkdir' && !this.allPlain()) {
       // Its children will be made in it: what it passes on is known (nothing), no need to look later.
       try {
         this.atParent(to, (p) => this.plainDirs.madePlain(lstatInoAt(p.dirfd, p.name)));
@@ -186,8 +208,31 @@ export class SubvolReceiver {
   }
 
   private parentIsPlain(path: Buffer): boolean {
-    const p = this.resolver.parent(path, 'path');
+    if (this.allPlain()) return this.plainDirs.isPlain(this.rootFd);
+    const p = this.resolver.directParent(path, 'path');
     try { return this.plainDirs.isPlain(p.dirfd); } finally { this.resolver.release(p); }
+  }
+
+  /**
+   * Whether every directory here is as plain as the root: in walking mode each one was made by this
+   * receive (mode 0700, nothing set on it), and nothing has been set on any since (PlainDirs.forget()).
+   */
+  private allPlain(): boolean {
+    return this.resolver.walkPaths && this.plainDirs.untouched;
+  }
+
+  /**
+   * Leave walking mode for good: the stream is about to make a symlink, or a directory others may
+   * write to (where anyone could make one). From here every parent is opened with openat2, which
+   * refuses to pass through a symlink.
+   */
+  private stopWalkingPaths(): void {
+    this.resolver.walkPaths = false;
+  }
+
+  /** Whether `path` is the regular file whose write fd is cached. */
+  private isWriteFile(path: Buffer): boolean {
+    return path.length > 0 && this.writes.isFor(path);
   }
 
   /**
@@ -245,9 +290,9 @@ export class SubvolReceiver {
   }
 
   /** Run `fn` with the parent dir of `path`; the root itself is refused (it cannot be created/moved). */
-  private atParent(path: Buffer, fn: (p: Parent) => void, what = 'path'): void {
+  private atParent(path: Buffer, fn: (p: Parent) => void, what = 'path', direct = false): void {
     if (path.length === 0) throw new RefusedError(`the subvolume root cannot be the ${what} of this command`);
-    const p = this.resolver.parent(path, what);
+    const p = direct ? this.resolver.directParent(path, what) : this.resolver.parent(path, what);
     try { fn(p); } finally { this.resolver.release(p); }
   }
 
@@ -256,10 +301,10 @@ export class SubvolReceiver {
    * (no path walk: a new file's CHOWN, CHMOD and UTIMES follow its data), anything else through
    * parent fd + name.
    */
-  private onInode(path: Buffer, onFd: (fd: number) => void, onName: (p: Parent) => void): void {
+  private onInode(path: Buffer, onFd: (fd: number) => void, onName: (p: Parent) => void, direct = false): void {
     if (path.length === 0) return onFd(this.rootFd);
     if (this.writes.isFor(path)) return onFd(this.writes.get(path));
-    this.atParent(path, onName);
+    this.atParent(path, onName, 'path', direct);
   }
 
   private mknod(cmd: MknodCommand): void {
@@ -275,6 +320,8 @@ export class SubvolReceiver {
    * after it (progs loses the bits): put back the mode the inode had before.
    */
   private chown(cmd: ChownCommand): void {
+    // An owner other than root may add entries to a directory (or make it writable to others).
+    if ((cmd.uid !== 0 || cmd.gid !== 0) && !this.isWriteFile(cmd.path)) this.stopWalkingPaths();
     if (this.writes.isNewFile(cmd.path) && !this.capabilitiesSet) {
       // A file this receive created, still owned by us: a CHOWN to that same owner would change nothing
       // but ctime (no set-id bit to clear, no capability to drop), and costs a transaction.

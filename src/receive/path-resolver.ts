@@ -5,6 +5,11 @@
 // with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) from the root fd, so neither
 // `..` nor a symlink (made by the stream or not) can lead outside. The last component is then used with
 // *at calls that never follow it (AT_SYMLINK_NOFOLLOW, O_NOFOLLOW, l*xattr, O_EXCL creation).
+//
+// Walking mode (`walkPaths`): in a subvolume this receive created empty, where no symlink can exist yet
+// and no one but root can write, the whole checked path is handed to the *at call with the root fd and
+// the kernel walks it, as progs does: no openat2 + close per directory. The owner turns it off for good
+// before anything that could let a symlink in (apply.ts, `stopWalkingPaths`).
 import { fstatSync } from 'node:fs';
 import { FsConst, openat, openat2, close, reopen } from '../sys/fs.js';
 import { SysError, printablePath } from '../sys/libc.js';
@@ -62,11 +67,29 @@ export class PathResolver {
   /** Counts invalidate() calls: a dirfd handed out before it may since have been closed and reused. */
   epoch = 0;
 
+  /**
+   * Parents are the root fd and the whole path (the kernel walks it). Only where no component can be a
+   * symlink or a directory someone else may write to: see the file comment.
+   */
+  walkPaths = false;
+
   /** @param rootFd an open directory fd of the subvolume root (O_RDONLY), owned by the caller. */
   constructor(readonly rootFd: number) {}
 
-  /** Parent directory fd + last component of `path` (checked). For '' the root fd and an empty name. */
+  /**
+   * Where the *at call for `path` (checked) goes: its parent directory's fd and last component, or in
+   * walking mode the root fd and the whole path. For '' the root fd and an empty name.
+   */
   parent(path: Buffer, what = 'path'): Parent {
+    if (this.walkPaths) {
+      checkPath(path, what);
+      return { dirfd: this.rootFd, name: path, owned: false };
+    }
+    return this.directParent(path, what);
+  }
+
+  /** The parent directory's own fd and the last component of `path` (checked), in any mode. */
+  directParent(path: Buffer, what = 'path'): Parent {
     checkPath(path, what);
     const slash = path.lastIndexOf(SLASH);
     if (slash < 0) return { dirfd: this.rootFd, name: path, owned: false };

@@ -26,6 +26,9 @@ export class PlainDirs {
    */
   private readonly byIno = new Map<number, boolean>();
 
+  /** Nothing that could make a directory pass something on has been set since the start (forget()). */
+  untouched = true;
+
   constructor(private readonly resolver: PathResolver) {}
 
   /** True when creating in the directory `dirfd` (one of the resolver's fds) inherits nothing from it. */
@@ -63,6 +66,7 @@ export class PlainDirs {
 
   /** An xattr or a set-gid bit may have changed somewhere (SET_XATTR, REMOVE_XATTR, CHMOD): look again. */
   forget(): void {
+    this.untouched = false;
     this.byFd.clear();
     this.byIno.clear();
   }

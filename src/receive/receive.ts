@@ -123,6 +123,8 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
 
   const applyOpts = {
     forceDecompress: options.forceDecompress, verifyEncoded: options.verifyEncoded !== false, verbosity, log,
+    // The switch for A/B measurements and for the tests' controls.
+    walkPaths: process.env.BTRFS_TS_NO_PATH_WALK !== '1',
   };
 
   /** End the current subvolume: finalize it if it had no errors, else leave it partial. */
@@ -166,7 +168,7 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
     // Copies: the reader recycles its buffers (reuseBuffers), and these outlive the command.
     const name = Buffer.from(cmd.path);
     partial.push({ name, absPath });
-    current = new SubvolReceiver(name, absPath, Buffer.from(cmd.uuid), cmd.ctransid, rootFd, dest, applyOpts);
+    current = new SubvolReceiver(name, absPath, Buffer.from(cmd.uuid), cmd.ctransid, rootFd, dest, applyOpts, cmd.cmd === 'subvol');
   };
 
   /** Leave (or delete) what was not finalized, and say so. */
