@@ -127,11 +127,18 @@ export function fchmodat(dirfd: number, path: Buffer, mode: number, flags: numbe
 export interface Timespec { sec: number; nsec: number }
 
 const times = Buffer.alloc(32);
+const TWO_32 = 2 ** 32;
+/** A signed 64-bit integer (any safe JS integer) without a BigInt per field. */
+function putI64(b: Buffer, value: number, at: number): void {
+  const hi = Math.floor(value / TWO_32);
+  b.writeUInt32LE(value - hi * TWO_32, at);
+  b.writeInt32LE(hi, at + 4);
+}
 function fillTimes(atime: Timespec, mtime: Timespec): Buffer {
-  times.writeBigInt64LE(BigInt(atime.sec), 0);
-  times.writeBigInt64LE(BigInt(atime.nsec), 8);
-  times.writeBigInt64LE(BigInt(mtime.sec), 16);
-  times.writeBigInt64LE(BigInt(mtime.nsec), 24);
+  putI64(times, atime.sec, 0);
+  putI64(times, atime.nsec, 8);
+  putI64(times, mtime.sec, 16);
+  putI64(times, mtime.nsec, 24);
   return times;
 }
 
