@@ -8,7 +8,7 @@ import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ByteSource } from '../stream/source.js';
 import type { Command } from '../stream/commands.js';
-import { readFrames, readStream } from '../stream/reader.js';
+import { decodeFrame, frameFeed } from '../stream/reader.js';
 import { StreamError } from '../stream/errors.js';
 import { printablePath } from '../sys/libc.js';
 import { SubvolReceiver } from './apply.js';
@@ -286,8 +286,9 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
       skipUnknownCommands: options.skipUnknownCommands === true,
       ...(options.maxCommandSize !== undefined ? { maxCommandSize: options.maxCommandSize } : {}),
     };
-    if (ahead) await applyWithDecodeAhead(readFrames(input, readerOptions), ahead, applyOne);
-    else for await (const rec of readStream(input, readerOptions)) applyOne(rec.command, rec.index, rec.offset);
+    const feed = frameFeed(input, readerOptions);
+    if (ahead) await applyWithDecodeAhead(feed, ahead, applyOne);
+    else await feed((f) => applyOne(decodeFrame(f), f.index, f.at));
     if (held) applyHeld(held);
     closeCurrent();
     if (errors > 0) {

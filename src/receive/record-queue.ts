@@ -16,7 +16,7 @@
 import type { Command, EncodedWriteCommand } from '../stream/commands.js';
 import { Cmd, COMMAND_HEADER_SIZE } from '../stream/protocol.js';
 import { decodeCommand } from '../stream/decode.js';
-import { decodeFrame, type RawFrame } from '../stream/reader.js';
+import { decodeFrame, type FrameFeed, type RawFrame } from '../stream/reader.js';
 import type { DecodeAhead, DecodeJob } from './decode-ahead.js';
 import { ByteRing } from './byte-ring.js';
 
@@ -30,8 +30,11 @@ const RING_SIZE = 512 * 1024;
 
 export type ApplyFn = (command: Command, index: number, offset: number, job?: DecodeJob) => void;
 
-/** Read `frames` and apply each command, in order, decoding zstd extents ahead. */
-export async function applyWithDecodeAhead(frames: AsyncIterable<RawFrame>, ahead: DecodeAhead, apply: ApplyFn): Promise<void> {
+/** Read `frames` (a feed, or any async iterable) and apply each command, in order, decoding zstd extents ahead. */
+export async function applyWithDecodeAhead(frames: FrameFeed | AsyncIterable<RawFrame>, ahead: DecodeAhead, apply: ApplyFn): Promise<void> {
+  const feed: FrameFeed = typeof frames === 'function' ? frames : async (onFrame) => {
+    for await (const f of frames) onFrame(f);
+  };
   const ring = new ByteRing(RING_SIZE);
   // The queue: a circular list of MAX_RECORDS entries, one field per array.
   const at = new Int32Array(MAX_RECORDS); // frame position in the ring
@@ -86,38 +89,41 @@ export async function applyWithDecodeAhead(frames: AsyncIterable<RawFrame>, ahea
     jobs[i] = job;
   };
 
-  const iterator = frames[Symbol.asyncIterator]();
-  try {
-    for (;;) {
-      let next: IteratorResult<RawFrame>;
-      try {
-        next = await iterator.next();
-      } catch (readError) {
-        while (count > 0) applyHead();
-        throw readError;
-      }
-      if (next.done) break;
-      const f = next.value;
-      if (count === 0 && f.cmdNum !== Cmd.ENCODED_WRITE) {
-        // Nothing ahead of it and nothing to decode: apply it from the reader's buffer, no copy.
-        apply(decodeFrame(f), f.index, f.at);
-        continue;
-      }
-      if (!enqueue(f)) {
-        // The ring is full: apply everything queued. A frame larger than the whole ring is applied
-        // from the reader's buffer (its extent decoded inline).
-        while (count > 0) applyHead();
-        if (!enqueue(f)) {
-          apply(decodeFrame(f), f.index, f.at);
-          continue;
-        }
-      }
-      // Keep frames back only while an extent they precede is decoding.
-      while (count > 0 && (ahead.full || count >= MAX_RECORDS || ahead.pending === 0)) applyHead();
+  /** One frame from the feed: applied at once when nothing waits before it, else queued behind. */
+  const onFrame = (f: RawFrame): void => {
+    if (count === 0 && f.cmdNum !== Cmd.ENCODED_WRITE) {
+      // Nothing ahead of it and nothing to decode: apply it from the reader's buffer, no copy.
+      apply(decodeFrame(f), f.index, f.at);
+      return;
     }
-    while (count > 0) applyHead();
-  } finally {
-    count = 0;
-    await iterator.return?.();
+    if (!enqueue(f)) {
+      // The ring is full: apply everything queued. A frame larger than the whole ring is applied
+      // from the reader's buffer (its extent decoded inline).
+      while (count > 0) applyHead();
+      if (!enqueue(f)) {
+        apply(decodeFrame(f), f.index, f.at);
+        return;
+      }
+    }
+    // Keep frames back only while an extent they precede is decoding.
+    while (count > 0 && (ahead.full || count >= MAX_RECORDS || ahead.pending === 0)) applyHead();
+  };
+
+  /** Whether the error came from applying a command (else from reading the stream). */
+  let applyFailed = false;
+  try {
+    await feed((f) => {
+      try {
+        onFrame(f);
+      } catch (e) {
+        applyFailed = true;
+        throw e;
+      }
+    });
+  } catch (error) {
+    // A read error comes after the frames read before it are applied (an apply error first, if one fails).
+    if (!applyFailed) while (count > 0) applyHead();
+    throw error;
   }
+  while (count > 0) applyHead();
 }

@@ -62,19 +62,40 @@ export function encodedWriteFault(): number | undefined {
   return injectedFault;
 }
 
-function formatArgs(
-  iov: Buffer, data: Uint8Array,
-  fields: Omit<EncodedWriteRequest, 'data'>,
-): Buffer {
-  iov.writeBigUInt64LE(data.length === 0 ? 0n : BigInt(koffi.address(data) as bigint), IovecLayout.iov_base);
-  iov.writeBigUInt64LE(BigInt(data.length), IovecLayout.iov_len);
-  const args = Buffer.alloc(EncodedIoArgsLayout.size); // flags and reserved must be zero
+// One argument struct and one iovec, made once and reused (every call is synchronous): per extent only the
+// changing fields are written, with no Buffer or BigInt allocated but the payload's address.
+const iovec = Buffer.allocUnsafeSlow(IovecLayout.size);
+const ioArgs = Buffer.allocUnsafeSlow(EncodedIoArgsLayout.size);
+ioArgs.fill(0); // flags and reserved must be zero
+ioArgs.writeBigUInt64LE(BigInt(koffi.address(iovec) as bigint), EncodedIoArgsLayout.iov);
+ioArgs.writeBigUInt64LE(1n, EncodedIoArgsLayout.iovcnt);
+
+const TWO_32 = 2 ** 32;
+/** A non-negative or negative safe integer as a little-endian 64-bit field. */
+function putI64(b: Buffer, value: number, at: number): void {
+  const hi = Math.floor(value / TWO_32);
+  b.writeUInt32LE(value - hi * TWO_32, at);
+  b.writeInt32LE(hi, at + 4);
+}
+
+/** Fresh zeroed argument buffers (for ENCODED_READ, whose struct the kernel writes back into). */
+function newArgs(): { iov: Buffer; args: Buffer } {
+  const iov = Buffer.alloc(IovecLayout.size);
+  const args = Buffer.alloc(EncodedIoArgsLayout.size);
   args.writeBigUInt64LE(BigInt(koffi.address(iov) as bigint), EncodedIoArgsLayout.iov);
   args.writeBigUInt64LE(1n, EncodedIoArgsLayout.iovcnt);
-  args.writeBigInt64LE(BigInt(fields.offset), EncodedIoArgsLayout.offset);
-  args.writeBigUInt64LE(BigInt(fields.len), EncodedIoArgsLayout.len);
-  args.writeBigUInt64LE(BigInt(fields.unencodedLen), EncodedIoArgsLayout.unencoded_len);
-  args.writeBigUInt64LE(BigInt(fields.unencodedOffset), EncodedIoArgsLayout.unencoded_offset);
+  return { iov, args };
+}
+
+function formatArgs(
+  data: Uint8Array, fields: Omit<EncodedWriteRequest, 'data'>, iov: Buffer = iovec, args: Buffer = ioArgs,
+): Buffer {
+  iov.writeBigUInt64LE(data.length === 0 ? 0n : BigInt(koffi.address(data) as bigint), IovecLayout.iov_base);
+  putI64(iov, data.length, IovecLayout.iov_len);
+  putI64(args, fields.offset, EncodedIoArgsLayout.offset);
+  putI64(args, fields.len, EncodedIoArgsLayout.len);
+  putI64(args, fields.unencodedLen, EncodedIoArgsLayout.unencoded_len);
+  putI64(args, fields.unencodedOffset, EncodedIoArgsLayout.unencoded_offset);
   args.writeUInt32LE(fields.compression, EncodedIoArgsLayout.compression);
   args.writeUInt32LE(fields.encryption, EncodedIoArgsLayout.encryption);
   return args;
@@ -86,11 +107,10 @@ function formatArgs(
  */
 export function encodedWrite(fd: number, request: EncodedWriteRequest, path?: string | Buffer): number {
   if (injectedFault !== undefined) throw new SysError('BTRFS_IOC_ENCODED_WRITE', injectedFault, path);
-  const iov = Buffer.alloc(IovecLayout.size);
-  const args = formatArgs(iov, request.data, request);
-  // `iov` and `request.data` stay referenced until the synchronous call returns.
+  const args = formatArgs(request.data, request);
+  // `request.data` stays referenced until the synchronous call returns.
   const result = ioctl(fd, Ioctl.BTRFS_IOC_ENCODED_WRITE, args, 'BTRFS_IOC_ENCODED_WRITE', path);
-  keepAlive(iov, request.data);
+  keepAlive(request.data);
   return result;
 }
 
@@ -110,12 +130,12 @@ export interface EncodedReadResult {
  * `buffer` must hold the largest encoded extent (128 KiB). Needs CAP_SYS_ADMIN.
  */
 export function encodedRead(fd: number, offset: number, len: number, buffer: Buffer, path?: string | Buffer): EncodedReadResult {
-  const iov = Buffer.alloc(IovecLayout.size);
-  const args = formatArgs(iov, buffer, {
+  const own = newArgs();
+  const args = formatArgs(buffer, {
     offset, len, unencodedLen: 0, unencodedOffset: 0, compression: 0, encryption: 0,
-  });
+  }, own.iov, own.args);
   const bytes = ioctl(fd, Ioctl.BTRFS_IOC_ENCODED_READ, args, 'BTRFS_IOC_ENCODED_READ', path);
-  keepAlive(iov, buffer);
+  keepAlive(own.iov, buffer);
   return {
     data: buffer.subarray(0, bytes),
     len: Number(args.readBigUInt64LE(EncodedIoArgsLayout.len)),
