@@ -22,6 +22,9 @@
  *
  *   create() → pool (undefined when libzstd.so.1 cannot be loaded)
  *   submit(pool, slot, frame: Buffer, out: Buffer)   queue one zstd frame to decode into out
+ *   submitCheck(pool, slot, frame: Buffer, outLen)   queue one frame only to see that it decodes (to at
+ *                                                    most outLen <= 128 KiB bytes, into the decoding
+ *                                                    thread's scratch space: no output buffer per job)
  *   finish(pool, slot) → bytes produced; or a string: libzstd's error name (the frame is corrupt)
  *   close(pool)                                       joins the helper (also done by the GC)
  *   stats(pool) → [decoded by finish() itself, waited for the helper, found done]
@@ -50,6 +53,8 @@
 #define WAKE_BATCH 4
 /* How long finish() polls for a job the helper is running (decoding an extent takes ~20 us). */
 #define FINISH_POLL_NS 20000
+/* Largest decoded size of a checked frame (submitCheck): btrfs' largest extent, 128 KiB. */
+#define SCRATCH_SIZE (128 * 1024)
 
 typedef struct ZSTD_DCtx_s ZSTD_DCtx;
 static ZSTD_DCtx *(*zstd_create)(void);
@@ -89,6 +94,8 @@ struct pool {
   int closing;
   ZSTD_DCtx *helper_ctx; /* contexts are not shared between threads: one for the helper, one for JS */
   ZSTD_DCtx *own_ctx;
+  uint8_t *helper_scratch; /* where checked frames (out == NULL) are decoded: one per thread */
+  uint8_t *own_scratch;
   double stats[3];      /* finish() found the job: queued (decoded it itself), running, done */
 };
 
@@ -121,9 +128,9 @@ static ZSTD_DCtx *new_context(void) {
 }
 
 /* Decodes a job that the caller has marked RUNNING; called and returns with the lock held. */
-static void run_job(struct pool *p, struct job *j, ZSTD_DCtx *ctx) {
+static void run_job(struct pool *p, struct job *j, ZSTD_DCtx *ctx, uint8_t *scratch) {
   pthread_mutex_unlock(&p->lock);
-  size_t result = zstd_decompress(ctx, j->out, j->out_len, j->frame, j->frame_len);
+  size_t result = zstd_decompress(ctx, j->out != NULL ? j->out : scratch, j->out_len, j->frame, j->frame_len);
   pthread_mutex_lock(&p->lock);
   j->result = result;
   __atomic_store_n(&j->state, JOB_DONE, __ATOMIC_RELEASE);
@@ -172,7 +179,7 @@ static void *helper_main(void *arg) {
       continue;
     }
     take_job(p, j);
-    run_job(p, j, p->helper_ctx);
+    run_job(p, j, p->helper_ctx, p->helper_scratch);
   }
   pthread_mutex_unlock(&p->lock);
   return NULL;
@@ -194,6 +201,9 @@ static void close_pool(napi_env env, struct pool *p) {
     j->frame_ref = j->out_ref = NULL;
     j->state = JOB_IDLE;
   }
+  free(p->helper_scratch);
+  free(p->own_scratch);
+  p->helper_scratch = p->own_scratch = NULL;
   if (p->helper_ctx != NULL) zstd_free(p->helper_ctx);
   if (p->own_ctx != NULL) zstd_free(p->own_ctx);
   p->helper_ctx = p->own_ctx = NULL;
@@ -242,7 +252,10 @@ static napi_value create(napi_env env, napi_callback_info info) {
   pthread_cond_init(&p->done, NULL);
   p->helper_ctx = new_context();
   p->own_ctx = new_context();
-  if (p->helper_ctx == NULL || p->own_ctx == NULL ||
+  /* Its pages are touched only where checked frames are decoded. */
+  p->helper_scratch = malloc(SCRATCH_SIZE);
+  p->own_scratch = malloc(SCRATCH_SIZE);
+  if (p->helper_ctx == NULL || p->own_ctx == NULL || p->helper_scratch == NULL || p->own_scratch == NULL ||
       napi_create_external(env, p, finalize_pool, NULL, &result) != napi_ok) {
     finalize_pool(env, p, NULL);
     napi_get_undefined(env, &result);
@@ -253,25 +266,29 @@ static napi_value create(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value submit(napi_env env, napi_callback_info info) {
+/* submit(pool, slot, frame, out: Buffer) and submitCheck(pool, slot, frame, outLen: number <= 128 KiB). */
+static napi_value queue(napi_env env, napi_callback_info info, int check) {
   napi_value argv[4];
-  uint32_t slot;
+  uint32_t slot, check_len = 0;
   struct pool *p = get_pool(env, info, 4, argv, &slot);
   if (p == NULL) return NULL;
-  void *frame, *out;
+  void *frame, *out = NULL;
   size_t frame_len, out_len;
   if (napi_get_buffer_info(env, argv[2], &frame, &frame_len) != napi_ok ||
-      napi_get_buffer_info(env, argv[3], &out, &out_len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "submit(pool, slot, frame: Buffer, out: Buffer)");
+      (check ? napi_get_value_uint32(env, argv[3], &check_len) != napi_ok || check_len > SCRATCH_SIZE
+             : napi_get_buffer_info(env, argv[3], &out, &out_len) != napi_ok)) {
+    napi_throw_type_error(env, NULL, check ? "submitCheck(pool, slot, frame: Buffer, outLen <= 131072)"
+                                           : "submit(pool, slot, frame: Buffer, out: Buffer)");
     return NULL;
   }
+  if (check) out_len = check_len;
   struct job *j = &p->jobs[slot];
   if (j->state != JOB_IDLE) {
     napi_throw_error(env, NULL, "zstd-ahead: slot in use");
     return NULL;
   }
   napi_create_reference(env, argv[2], 1, &j->frame_ref);
-  napi_create_reference(env, argv[3], 1, &j->out_ref);
+  if (!check) napi_create_reference(env, argv[3], 1, &j->out_ref);
   pthread_mutex_lock(&p->lock);
   j->frame = frame;
   j->frame_len = frame_len;
@@ -284,6 +301,9 @@ static napi_value submit(napi_env env, napi_callback_info info) {
   pthread_mutex_unlock(&p->lock);
   return NULL;
 }
+
+static napi_value submit(napi_env env, napi_callback_info info) { return queue(env, info, 0); }
+static napi_value submit_check(napi_env env, napi_callback_info info) { return queue(env, info, 1); }
 
 static napi_value finish(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -301,7 +321,7 @@ static napi_value finish(napi_env env, napi_callback_info info) {
   if (j->state == JOB_QUEUED) {
     /* The helper has not got to it: decode it here rather than wait. */
     take_job(p, j);
-    run_job(p, j, p->own_ctx);
+    run_job(p, j, p->own_ctx, p->own_scratch);
   } else if (j->state == JOB_RUNNING) {
     /* Decoding an extent takes tens of microseconds: poll rather than sleep and be woken. */
     pthread_mutex_unlock(&p->lock);
@@ -313,7 +333,7 @@ static napi_value finish(napi_env env, napi_callback_info info) {
   j->state = JOB_IDLE;
   pthread_mutex_unlock(&p->lock);
   napi_delete_reference(env, j->frame_ref);
-  napi_delete_reference(env, j->out_ref);
+  if (j->out_ref != NULL) napi_delete_reference(env, j->out_ref);
   j->frame_ref = j->out_ref = NULL;
   napi_value value;
   if (zstd_is_error(result)) napi_create_string_utf8(env, zstd_error_name(result), NAPI_AUTO_LENGTH, &value);
@@ -410,7 +430,7 @@ static napi_value stats_fn(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   static const struct named_function functions[] = {
-    { "create", create }, { "submit", submit }, { "finish", finish }, { "close", close_fn }, { "stats", stats_fn },
+    { "create", create }, { "submit", submit }, { "submitCheck", submit_check }, { "finish", finish }, { "close", close_fn }, { "stats", stats_fn },
     { "frameSize", frame_size }, { "contentSize", content_size }, { "decode", decode_now },
   };
   export_functions(env, exports, functions, sizeof functions / sizeof functions[0]);

@@ -43,6 +43,30 @@ describe.skipIf(!available)('native zstd-ahead pool', () => {
     }
   });
 
+  it('checks frames without an output buffer (submitCheck): sizes, corrupt frames, a limit it refuses', () => {
+    const pool = ZstdAheadPool.create()!;
+    try {
+      for (let round = 0; round < 10; round++) {
+        const plains = Array.from({ length: pool.slots }, (_, i) => plainOf(i + round));
+        const frames = plains.map(frame);
+        // Every other frame corrupted in its last block (its checksum no longer matches).
+        frames.forEach((f, slot) => { if (slot % 2 === 1) f[f.length - 6]! ^= 0x55; });
+        frames.forEach((f, slot) => pool.submitCheck(slot, f, 128 * 1024));
+        for (let slot = pool.slots - 1; slot >= 0; slot--) {
+          if (slot % 2 === 1) expect(() => pool.finish(slot)).toThrow(CorruptDataError);
+          else expect(pool.finish(slot)).toBe(plains[slot]!.length);
+        }
+      }
+      // A frame that decodes to more than the size given is an error, like a too small output.
+      const big = plainOf(40);
+      pool.submitCheck(0, frame(big), big.length - 1);
+      expect(() => pool.finish(0)).toThrow(CorruptDataError);
+      expect(() => pool.submitCheck(0, frame(big), 128 * 1024 + 1)).toThrow(/outLen <= 131072/);
+    } finally {
+      pool.close();
+    }
+  });
+
   it('refuses a slot out of range, a finish without submit, a busy slot and a closed pool', () => {
     const pool = ZstdAheadPool.create()!;
     const f = frame(plainOf(1));

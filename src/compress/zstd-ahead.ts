@@ -14,6 +14,7 @@ interface ZstdAheadModule {
   /** A pool with its helper thread; undefined when the system's libzstd.so.1 cannot be loaded. */
   create(): object | undefined;
   submit(pool: object, slot: number, frame: Buffer, out: Buffer): void;
+  submitCheck(pool: object, slot: number, frame: Buffer, outLen: number): void;
   /** Bytes produced, or libzstd's error name. */
   finish(pool: object, slot: number): number | string;
   close(pool: object): void;
@@ -47,6 +48,15 @@ export class ZstdAheadPool {
    *  Neither may be touched until finish(slot). */
   submit(slot: number, frame: Buffer, out: Buffer): void {
     this.native.submit(this.pool, slot, frame, out);
+  }
+
+  /**
+   * Queue `frame` only to check that it decodes, to at most `outLen` (≤ 128 KiB) bytes: it is decoded
+   * into the decoding thread's own scratch space, so no output buffer is needed. The frame may not be
+   * touched until finish(slot).
+   */
+  submitCheck(slot: number, frame: Buffer, outLen: number): void {
+    this.native.submitCheck(this.pool, slot, frame, outLen);
   }
 
   /** The bytes the job in `slot` produced (decoding it here if the helper has not started it). */

@@ -237,14 +237,14 @@ export class SubvolReceiver {
 
   /**
    * ENCODED_WRITE; `decoded` is the extent already decoded ahead (src/receive/decode-ahead.ts), or
-   * `decodeError` what decoding it threw.
+   * `decodeError` what decoding it threw; `checked`: it was decoded ahead (kept or not), so it decodes.
    */
-  encodedWrite(cmd: EncodedWriteCommand, decoded?: Buffer, decodeError?: unknown): void {
+  encodedWrite(cmd: EncodedWriteCommand, decoded?: Buffer, decodeError?: unknown, checked = decoded !== undefined): void {
     const fd = this.writes.get(cmd.path);
     if (decodeError !== undefined) throw decodeFailure(cmd, decodeError);
     const how = applyEncodedWrite(fd, cmd, {
       forceDecompress: this.opts.forceDecompress,
-      verify: this.opts.verifyEncoded,
+      verify: this.opts.verifyEncoded && !checked,
       onFallback: (reason) => {
         // Once per subvolume, at the default verbosity: the user should know their data is being
         // decompressed (and will be stored as the destination's mount options say).

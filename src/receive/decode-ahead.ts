@@ -4,7 +4,8 @@
 //
 // The receive submits an extent as soon as it reads it and takes the result when the extent's turn
 // comes (src/receive/record-queue.ts keeps stream order, and the payload in its own copy of the frame).
-// Memory: LOOKAHEAD decode buffers of the largest extent seen (128 KiB for kernel streams: 768 KiB).
+// Memory: LOOKAHEAD decode buffers of the largest extent seen (128 KiB for kernel streams: 768 KiB) with
+// --force-decompress; none when extents are only checked (each thread decodes into scratch space of its own).
 import type { EncodedWriteCommand } from '../stream/commands.js';
 import { Compression } from '../stream/protocol.js';
 import { MAX_UNENCODED_LEN, checkSlice } from '../compress/index.js';
@@ -23,17 +24,19 @@ interface Slot {
 /** One extent submitted to the helper; finish() it exactly once. */
 export interface DecodeJob {
   slot: Slot;
-  /** The decoded extent's view in the slot (exactly unencodedLen bytes). */
-  out: Buffer;
+  /** The decoded extent's view in the slot (exactly unencodedLen bytes); none when only checking. */
+  out: Buffer | undefined;
 }
 
-export type DecodeResult = { decoded: Buffer; error?: undefined } | { decoded?: undefined; error: unknown };
+/** The decoded extent, or (when only checking) nothing: it decodes; or what decoding threw. */
+export type DecodeResult = { decoded?: Buffer; error?: undefined } | { decoded?: undefined; error: unknown };
 
 export class DecodeAhead {
   private readonly free: Slot[] = [];
   private inUse = 0;
 
-  private constructor(private readonly pool: ZstdAheadPool) {
+  /** @param checkOnly extents are only checked, not kept decoded (no output buffers). */
+  private constructor(private readonly pool: ZstdAheadPool, private readonly checkOnly: boolean) {
     for (let id = Math.min(LOOKAHEAD, pool.slots) - 1; id >= 0; id--) {
       this.free.push({ id, output: Buffer.alloc(0) });
     }
@@ -47,7 +50,7 @@ export class DecodeAhead {
     if (!opts.forceDecompress && !opts.verify) return undefined;
     if (process.env.BTRFS_TS_DECODE_AHEAD === '0') return undefined;
     const pool = ZstdAheadPool.create();
-    return pool ? new DecodeAhead(pool) : undefined;
+    return pool ? new DecodeAhead(pool, !opts.forceDecompress) : undefined;
   }
 
   /** All slots hold a job: the oldest must be finished before another is submitted. */
@@ -76,9 +79,14 @@ export class DecodeAhead {
       return undefined;
     }
     const slot = this.free.pop()!;
-    if (slot.output.length < cmd.unencodedLen) slot.output = Buffer.allocUnsafe(Math.max(INITIAL_SIZE, cmd.unencodedLen));
-    const out = slot.output.subarray(0, cmd.unencodedLen);
-    this.pool.submit(slot.id, cmd.data.subarray(0, frameLen), out);
+    let out: Buffer | undefined;
+    if (this.checkOnly) {
+      this.pool.submitCheck(slot.id, cmd.data.subarray(0, frameLen), cmd.unencodedLen);
+    } else {
+      if (slot.output.length < cmd.unencodedLen) slot.output = Buffer.allocUnsafe(Math.max(INITIAL_SIZE, cmd.unencodedLen));
+      out = slot.output.subarray(0, cmd.unencodedLen);
+      this.pool.submit(slot.id, cmd.data.subarray(0, frameLen), out);
+    }
     this.inUse++;
     return { slot, out };
   }
@@ -91,9 +99,13 @@ export class DecodeAhead {
     let result: DecodeResult;
     try {
       const produced = this.pool.finish(job.slot.id);
-      // Zero the tail explicitly (libzstd may use the unused end of the output as scratch space).
-      job.out.fill(0, produced);
-      result = { decoded: job.out };
+      if (job.out === undefined) {
+        result = {};
+      } else {
+        // Zero the tail explicitly (libzstd may use the unused end of the output as scratch space).
+        job.out.fill(0, produced);
+        result = { decoded: job.out };
+      }
     } catch (error) {
       result = { error };
     }

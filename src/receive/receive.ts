@@ -270,7 +270,7 @@ export async function receive(options: ReceiveOptions): Promise<ReceiveSummary> 
       if (cmd.cmd === 'subvol' || cmd.cmd === 'snapshot') startSubvol(cmd);
       else if (cmd.cmd === 'end') closeCurrent();
       else if (!current) throw new Error('no SUBVOL or SNAPSHOT command before this command');
-      else if (decoded && cmd.cmd === 'encoded_write') current.encodedWrite(cmd, decoded.decoded, decoded.error);
+      else if (decoded && cmd.cmd === 'encoded_write') current.encodedWrite(cmd, decoded.decoded, decoded.error, true);
       else current.apply(cmd);
     });
   };
