@@ -1,7 +1,8 @@
-#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node --max-semi-space-size=2 --single-threaded-gc
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node --max-semi-space-size=1 --single-threaded-gc
 // btrfs-ts command line entry point (the code is in dist/cli/main.js, built by `npm run build`).
-// --max-semi-space-size=2 (MiB): a receive allocates small objects per command; V8's young generation
-// otherwise grows to 16 MiB semi-spaces and the peak RSS by 10+ MiB, for no measurable speed.
+// --max-semi-space-size=1 (MiB): a receive allocates small objects per command; V8's young generation
+// otherwise grows to 16 MiB semi-spaces and the peak RSS by 10+ MiB, for no measurable speed (1 MiB
+// instead of 2: receives peak 1-3 MiB lower, the dump is as fast; docs/benchmarks.md).
 // --single-threaded-gc: V8's garbage collector without helper threads, ~1 MiB less peak RSS at the same
 // speed. (Fully --single-threaded saves 2 MiB more but compiles on the main thread: the dump is 10 %
 // slower; docs/benchmarks.md, "What we tried".)
