@@ -7,7 +7,7 @@
 // awaits only when a command is not complete in the window.
 import type { Command } from './commands.js';
 import type { ByteSource } from './source.js';
-import { openByteWindow } from './byte-reader.js';
+import { openByteWindow, type ByteWindow } from './byte-reader.js';
 import { decodeCommand } from './decode.js';
 import { FINISHED, FRAME, FrameParser } from './frame-parser.js';
 
@@ -58,10 +58,17 @@ export function decodeFrame(f: RawFrame): Command {
   return decodeCommand(f.buf, f.frame, f.len, f.cmdNum, f.dataRunsToEnd, f.index, f.at);
 }
 
-/** The one reading loop: frames checked by the parser, each handed to `take` while it is current. */
+/** A parser and the byte window it reads, as both reading loops below start. */
+function openFrames(source: ByteSource, opts: ReaderOptions): { parser: FrameParser; w: ByteWindow } {
+  return {
+    parser: new FrameParser(opts),
+    w: openByteWindow(source, { reuse: opts.reuseBuffers === true, exact: opts.stopAtFirstEnd === true }),
+  };
+}
+
+/** The generator's reading loop: frames checked by the parser, each handed to `take` while it is current. */
 async function* parseFrames<T>(source: ByteSource, opts: ReaderOptions, take: (frame: FrameParser) => T): AsyncGenerator<T> {
-  const parser = new FrameParser(opts);
-  const w = openByteWindow(source, { reuse: opts.reuseBuffers === true, exact: opts.stopAtFirstEnd === true });
+  const { parser, w } = openFrames(source, opts);
   try {
     for (;;) {
       const step = parser.next(w);
@@ -85,8 +92,8 @@ export type FrameFeed = (onFrame: (frame: RawFrame) => void) => Promise<void>;
  */
 export function frameFeed(source: ByteSource, opts: ReaderOptions = {}): FrameFeed {
   return async (onFrame) => {
-    const parser = new FrameParser(opts);
-    const w = openByteWindow(source, { reuse: opts.reuseBuffers === true, exact: opts.stopAtFirstEnd === true });
+    // The same loop as parseFrames, with a call where that one yields.
+    const { parser, w } = openFrames(source, opts);
     try {
       for (;;) {
         const step = parser.next(w);

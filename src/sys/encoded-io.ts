@@ -8,7 +8,7 @@
 // sets the initial value, read once when this module loads — for tests that run the CLI.
 import { constants as osConstants } from 'node:os';
 import { Ioctl, StructSize } from './constants.js';
-import { SysError, ioctl, koffi } from './libc.js';
+import { SysError, ioctl, koffi, putInt64LE } from './libc.js';
 
 /** Byte offsets in struct btrfs_ioctl_encoded_io_args (x86-64), checked by the ABI test. */
 export const EncodedIoArgsLayout = {
@@ -62,40 +62,32 @@ export function encodedWriteFault(): number | undefined {
   return injectedFault;
 }
 
-// One argument struct and one iovec, made once and reused (every call is synchronous): per extent only the
-// changing fields are written, with no Buffer or BigInt allocated but the payload's address.
-const iovec = Buffer.allocUnsafeSlow(IovecLayout.size);
-const ioArgs = Buffer.allocUnsafeSlow(EncodedIoArgsLayout.size);
-ioArgs.fill(0); // flags and reserved must be zero
-ioArgs.writeBigUInt64LE(BigInt(koffi.address(iovec) as bigint), EncodedIoArgsLayout.iov);
-ioArgs.writeBigUInt64LE(1n, EncodedIoArgsLayout.iovcnt);
-
-const TWO_32 = 2 ** 32;
-/** A non-negative or negative safe integer as a little-endian 64-bit field. */
-function putI64(b: Buffer, value: number, at: number): void {
-  const hi = Math.floor(value / TWO_32);
-  b.writeUInt32LE(value - hi * TWO_32, at);
-  b.writeInt32LE(hi, at + 4);
-}
-
-/** Fresh zeroed argument buffers (for ENCODED_READ, whose struct the kernel writes back into). */
+/**
+ * A zeroed argument struct (flags and reserved must be zero) pointing at its own one-entry iovec. Both
+ * off the V8 heap (allocUnsafeSlow), so the address written into the struct never moves.
+ */
 function newArgs(): { iov: Buffer; args: Buffer } {
-  const iov = Buffer.alloc(IovecLayout.size);
-  const args = Buffer.alloc(EncodedIoArgsLayout.size);
+  const iov = Buffer.allocUnsafeSlow(IovecLayout.size).fill(0);
+  const args = Buffer.allocUnsafeSlow(EncodedIoArgsLayout.size).fill(0);
   args.writeBigUInt64LE(BigInt(koffi.address(iov) as bigint), EncodedIoArgsLayout.iov);
   args.writeBigUInt64LE(1n, EncodedIoArgsLayout.iovcnt);
   return { iov, args };
 }
 
+// ENCODED_WRITE's struct and iovec, made once and reused (every call is synchronous): per extent only the
+// changing fields are written, with no Buffer or BigInt allocated but the payload's address. ENCODED_READ
+// takes fresh ones: the kernel writes back into its struct.
+const writeArgs = newArgs();
+
 function formatArgs(
-  data: Uint8Array, fields: Omit<EncodedWriteRequest, 'data'>, iov: Buffer = iovec, args: Buffer = ioArgs,
+  data: Uint8Array, fields: Omit<EncodedWriteRequest, 'data'>, { iov, args } = writeArgs,
 ): Buffer {
   iov.writeBigUInt64LE(data.length === 0 ? 0n : BigInt(koffi.address(data) as bigint), IovecLayout.iov_base);
-  putI64(iov, data.length, IovecLayout.iov_len);
-  putI64(args, fields.offset, EncodedIoArgsLayout.offset);
-  putI64(args, fields.len, EncodedIoArgsLayout.len);
-  putI64(args, fields.unencodedLen, EncodedIoArgsLayout.unencoded_len);
-  putI64(args, fields.unencodedOffset, EncodedIoArgsLayout.unencoded_offset);
+  putInt64LE(iov, data.length, IovecLayout.iov_len);
+  putInt64LE(args, fields.offset, EncodedIoArgsLayout.offset);
+  putInt64LE(args, fields.len, EncodedIoArgsLayout.len);
+  putInt64LE(args, fields.unencodedLen, EncodedIoArgsLayout.unencoded_len);
+  putInt64LE(args, fields.unencodedOffset, EncodedIoArgsLayout.unencoded_offset);
   args.writeUInt32LE(fields.compression, EncodedIoArgsLayout.compression);
   args.writeUInt32LE(fields.encryption, EncodedIoArgsLayout.encryption);
   return args;
@@ -133,7 +125,7 @@ export function encodedRead(fd: number, offset: number, len: number, buffer: Buf
   const own = newArgs();
   const args = formatArgs(buffer, {
     offset, len, unencodedLen: 0, unencodedOffset: 0, compression: 0, encryption: 0,
-  }, own.iov, own.args);
+  }, own);
   const bytes = ioctl(fd, Ioctl.BTRFS_IOC_ENCODED_READ, args, 'BTRFS_IOC_ENCODED_READ', path);
   keepAlive(own.iov, buffer);
   return {

@@ -4,7 +4,7 @@
 // fstat, ftruncate) uses Node's own fs functions on the raw fd.
 import { closeSync, fstatSync, ftruncateSync, writeSync } from 'node:fs';
 import { Resolve } from './constants.js';
-import { check, cPath, koffi, libc, SysError } from './libc.js';
+import { check, cPath, koffi, libc, putInt64LE, SysError } from './libc.js';
 
 /** Linux x86-64 values not exported by node:fs (checked against <fcntl.h> by native/abi-check.c). */
 export const FsConst = {
@@ -127,18 +127,11 @@ export function fchmodat(dirfd: number, path: Buffer, mode: number, flags: numbe
 export interface Timespec { sec: number; nsec: number }
 
 const times = Buffer.alloc(32);
-const TWO_32 = 2 ** 32;
-/** A signed 64-bit integer (any safe JS integer) without a BigInt per field. */
-function putI64(b: Buffer, value: number, at: number): void {
-  const hi = Math.floor(value / TWO_32);
-  b.writeUInt32LE(value - hi * TWO_32, at);
-  b.writeInt32LE(hi, at + 4);
-}
 function fillTimes(atime: Timespec, mtime: Timespec): Buffer {
-  putI64(times, atime.sec, 0);
-  putI64(times, atime.nsec, 8);
-  putI64(times, mtime.sec, 16);
-  putI64(times, mtime.nsec, 24);
+  putInt64LE(times, atime.sec, 0);
+  putInt64LE(times, atime.nsec, 8);
+  putInt64LE(times, mtime.sec, 16);
+  putInt64LE(times, mtime.nsec, 24);
   return times;
 }
 
