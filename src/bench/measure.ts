@@ -1,6 +1,7 @@
-// Timing one command the same way for btrfs-progs and btrfs-ts: GNU time's wall/user/sys/peak RSS.
+// Timing one command the same way for btrfs-progs and btrfs-ts: GNU time's wall/user/sys/peak RSS, and
+// how busy the whole machine was meanwhile (btrfs' own workers do much of a receive's work).
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 export interface Measurement {
   wall: number;
@@ -8,6 +9,25 @@ export interface Measurement {
   sys: number;
   /** Peak resident set size in KiB. */
   maxRssKiB: number;
+  /**
+   * Core-seconds all CPUs spent working during the command, whoever for: the tool, btrfs' kernel workers,
+   * the loop devices (at most wall × CPUs).
+   */
+  machineBusy: number;
+}
+
+/** Linux reports /proc/stat in USER_HZ ticks, 100 a second on every architecture Node runs on. */
+const USER_HZ = 100;
+
+/**
+ * Seconds the machine's CPUs have spent busy since boot, summed over CPUs: user, nice, system, irq and
+ * softirq time from the first ("cpu") line of /proc/stat. Idle, I/O wait and steal do not count.
+ */
+export function machineBusySeconds(procStat = readFileSync('/proc/stat', 'utf8')): number {
+  const line = procStat.slice(0, procStat.indexOf('\n'));
+  const [label, user, nice, system, , , irq, softirq] = line.trim().split(/\s+/);
+  if (label !== 'cpu' || softirq === undefined) throw new Error(`unexpected /proc/stat first line: ${line}`);
+  return (Number(user) + Number(nice) + Number(system) + Number(irq) + Number(softirq)) / USER_HZ;
 }
 
 /** Flush dirty data and drop the page cache so neither side inherits the other's warm cache. */
@@ -23,16 +43,18 @@ export function settle(): void {
 /** Run `shellCommand` under /usr/bin/time; throws with its stderr when it fails. */
 export function measure(shellCommand: string): Measurement {
   const format = '@@TIME %e %U %S %M';
+  const busyBefore = machineBusySeconds();
   const result = spawnSync('/usr/bin/time', ['-f', format, 'bash', '-o', 'pipefail', '-c', shellCommand], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });
+  const machineBusy = machineBusySeconds() - busyBefore;
   const line = result.stderr.split('\n').reverse().find((l) => l.startsWith('@@TIME '));
   if (result.status !== 0 || line === undefined) {
     throw new Error(`benchmark command failed (${result.status}): ${shellCommand}\n${result.stderr.slice(-2000)}`);
   }
   const [wall, user, sys, rss] = line.slice(7).split(' ').map(Number);
-  return { wall: wall!, user: user!, sys: sys!, maxRssKiB: rss! };
+  return { wall: wall!, user: user!, sys: sys!, maxRssKiB: rss!, machineBusy };
 }
 
 export function median(values: number[]): number {
