@@ -126,6 +126,13 @@ function destinationSizeMiB(corpusMiB: number): number {
   return Math.max(8192, corpusMiB * 4);
 }
 
+/** A directory of ours, removed with the loop filesystems when the run ends. */
+function tempDir(prefix: string, disposables: LoopFs[]): string {
+  const dir = mkdtempSync(prefix);
+  disposables.push({ mnt: dir, img: '', dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) });
+  return dir;
+}
+
 /**
  * Dropping the page cache keeps the pages a running process maps, and the bench itself (and npm above
  * it) runs on Node: btrfs-ts would start with ~30 MB of Node's binary still in memory while btrfs-progs
@@ -134,8 +141,7 @@ function destinationSizeMiB(corpusMiB: number): number {
  * Returns the shell words that start btrfs-ts that way.
  */
 function useColdNode(disposables: LoopFs[]): string {
-  const dir = mkdtempSync('/var/tmp/btrfs-ts-bench-node-');
-  disposables.push({ mnt: dir, img: '', dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) });
+  const dir = tempDir('/var/tmp/btrfs-ts-bench-node-', disposables);
   copyFileSync(process.execPath, join(dir, 'node'));
   chmodSync(join(dir, 'node'), 0o755);
   const fsType = sh(`stat -f -c %T '${dir}'`).trim();
@@ -156,8 +162,7 @@ function prepareSetup(sizeMiB: number, disposables: LoopFs[]) {
   disposables.push(src);
   const corpus = buildCorpus(src.mnt, sizeMiB);
   const snap = join(src.mnt, 'snap');
-  const streamDir = mkdtempSync('/dev/shm/btrfs-ts-bench-streams-');
-  disposables.push({ mnt: streamDir, img: '', dir: streamDir, cleanup: () => rmSync(streamDir, { recursive: true, force: true }) });
+  const streamDir = tempDir('/dev/shm/btrfs-ts-bench-streams-', disposables);
   const v1 = join(streamDir, 'v1.stream');
   const v2 = join(streamDir, 'compressed.stream');
   sh(`btrfs send -q -f '${v1}' '${snap}'`);
