@@ -41,8 +41,8 @@ export interface ReceiveOptions {
   deleteOnFailure?: boolean;
   /**
    * Trial-decode compressed extents before passing them to the kernel, which does not check them
-   * (a corrupt payload would be stored and give EIO on read). Default true; the receive of a zstd stream takes ~1.16× the
-   * time without it (docs/benchmarks.md).
+   * (a corrupt payload would be stored and give EIO on read). Default true; the receive of a zstd stream takes
+   * 1.16-1.18× the time without it (docs/benchmarks.md).
    */
   verifyEncoded?: boolean;
   /** Skip unknown command numbers instead of failing (--ignore-unknown). */
