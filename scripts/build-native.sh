@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the optional native modules into native/build/:
 # - crc32c.node: native/crc32c.c + its Node-API face native/crc32c-addon.c, for src/stream/crc32c.ts;
-# - read-ahead.node: native/read-ahead.c, a reader thread for src/stream/read-ahead-window.ts;
+# - read-ahead.node: native/read-ahead.c, a reader thread for src/stream/read-ahead-window.ts, which checks
+#   frames' CRC32C as it reads (native/frame-check.c, with crc32c.c);
 # - blocking-calls.node: native/blocking-calls.c, send's ioctl and pipe copy on threads of their own;
 # - zstd-ahead.node: native/zstd-ahead.c, receive's zstd extents decoded ahead on a helper thread.
 # Never fails the install: without gcc or Node's headers, on another architecture, or when compiling
@@ -35,7 +36,9 @@ else
   say "native CRC32C skipped ($cc failed; @node-rs/crc32 is used)"
 fi
 
-if "$cc" -O2 -fPIC -Wall -pthread -I"$headers" -shared -o "$tmp/read-ahead.node" native/read-ahead.c; then
+# The read-ahead thread checks frames' CRC32C with crc32c.c (frame-check.c).
+if [ -f "$tmp/crc32c.o" ] &&
+   "$cc" -O2 -fPIC -Wall -pthread -I"$headers" -shared -o "$tmp/read-ahead.node" native/read-ahead.c native/frame-check.c "$tmp/crc32c.o"; then
   mv -f "$tmp/read-ahead.node" native/build/read-ahead.node
 else
   say "native read-ahead skipped ($cc failed; files are read synchronously)"

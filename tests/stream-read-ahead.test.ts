@@ -2,6 +2,8 @@
 // used by --dump: the bytes it shows are the file's bytes whatever the sizes asked for (commands that
 // cross pieces, wrap around the ring, or do not fit it at all), the fd is left just past what was
 // consumed (`-e`), the readers are joined however the dump ends, and a read error is reported as one.
+// Its reader thread also checks frames' CRC32C (native/frame-check.c): it must never vouch for a bad
+// frame, whatever the ring's shape, so that the parser, which skips those checks, misses no corruption.
 // In CI (CI=true) the module must have been built (`npm ci` runs scripts/build-native.sh); elsewhere the
 // tests are skipped with the reason printed when it is missing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +19,8 @@ import {
 import type { ByteWindow } from '../src/stream/byte-reader.js';
 import { dumpStream } from '../src/dump/dump.js';
 import { encodeCommand, encodeStreamHeader } from '../src/stream/writer.js';
+import { FrameParser, FRAME } from '../src/stream/frame-parser.js';
+import { StreamError } from '../src/stream/errors.js';
 
 const available = readAheadAvailable();
 if (!available) {
@@ -169,5 +173,137 @@ describe.skipIf(!available)('native read-ahead window', () => {
     const lines = result.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^ERROR: cannot read .*eio\.stream: Input\/output error$/);
+  });
+});
+
+/** A stream of `sizes.length` writes (bodies of about those sizes) and END; with the end offset of each frame. */
+function streamOf(sizes: number[], version = 1): { bytes: Buffer; frameEnds: number[] } {
+  const parts = [encodeStreamHeader(version)];
+  for (const [i, size] of sizes.entries()) {
+    parts.push(encodeCommand({ cmd: 'write', path: Buffer.from(`f${i}`), offset: i, data: Buffer.alloc(size, i) }, version));
+  }
+  parts.push(encodeCommand({ cmd: 'end' }, version));
+  const frameEnds: number[] = [];
+  let at = 0;
+  for (const part of parts) frameEnds.push((at += part.length));
+  return { bytes: Buffer.concat(parts), frameEnds: frameEnds.slice(1) };
+}
+
+/** Read a file through a window like the parser, in `step`-byte bites; every crcCheckedThrough seen. */
+async function checkedOffsets(path: string, ring: RingGeometry, step: number): Promise<number[]> {
+  const fd = openSync(path, 'r');
+  const seen: number[] = [];
+  try {
+    const w = openReadAheadWindow(fd, ring)!;
+    while (await w.ensure(step)) {
+      w.pos += step;
+      seen.push(w.crcCheckedThrough!);
+    }
+    seen.push(w.crcCheckedThrough!);
+    await w.release();
+  } finally {
+    closeSync(fd);
+  }
+  return seen;
+}
+
+describe.skipIf(!available)('frame CRCs checked by the read-ahead thread', () => {
+
+  it('vouches for every frame of a good stream, and only ever for whole frames, read in order', async () => {
+    const { bytes, frameEnds } = streamOf([0, 5, 300, 17, 4000, 1, 2, 900]);
+    const path = join(dir, 'good.stream');
+    writeFileSync(path, bytes);
+    for (const ring of [...SMALL_RINGS, DEFAULT_RING]) {
+      for (const step of [1, 7, 64]) {
+        const seen = await checkedOffsets(path, ring, step);
+        expect(seen.at(-1)).toBe(bytes.length);
+        for (const [i, offset] of seen.entries()) {
+          expect(offset === 0 || offset === 17 || frameEnds.includes(offset)).toBe(true);
+          if (i > 0) expect(offset).toBeGreaterThanOrEqual(seen[i - 1]!);
+        }
+      }
+    }
+  });
+
+  it('never vouches for a frame with a flipped bit, nor for any frame after it (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 700 }), { minLength: 1, maxLength: 12 }), fc.nat(), fc.nat(7),
+        fc.nat(SMALL_RINGS.length - 1), fc.constantFrom(1, 2),
+        async (sizes, where, bit, which, version) => {
+          const { bytes, frameEnds } = streamOf(sizes, version);
+          const at = 17 + (where % (bytes.length - 17)); // any byte of any frame, headers included
+          bytes[at]! ^= 1 << bit;
+          const path = join(dir, 'flipped.stream');
+          writeFileSync(path, bytes);
+          const frameStart = [17, ...frameEnds].filter((end) => end <= at).at(-1)!;
+          const seen = await checkedOffsets(path, SMALL_RINGS[which]!, 13);
+          expect(Math.max(...seen)).toBe(frameStart);
+        }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('stops at the first END: the frames of a second stream are left to the parser', async () => {
+    const first = streamOf([10, 20]);
+    const second = streamOf([30]);
+    const path = join(dir, 'two.stream');
+    writeFileSync(path, Buffer.concat([first.bytes, second.bytes]));
+    const seen = await checkedOffsets(path, SMALL_RINGS[2]!, 5);
+    expect(seen.at(-1)).toBe(first.bytes.length);
+  });
+
+  it('vouches for every frame with two readers too, which may read pieces out of order', async () => {
+    const { bytes } = streamOf([100, 200, 300]);
+    const path = join(dir, 'two-readers.stream');
+    writeFileSync(path, bytes);
+    for (const readers of [2, 4]) {
+      const seen = await checkedOffsets(path, { slots: 5, slotBytes: 40, carryRoom: 32, readers }, 9);
+      expect(seen.at(-1)).toBe(bytes.length);
+    }
+  });
+
+  it('the parser skips the check only for frames the window vouched for', () => {
+    const { bytes, frameEnds } = streamOf([50, 60]);
+    bytes[frameEnds[0]! + 12]! ^= 0xff; // inside the second write
+    const parse = (checkedThrough: number): number => {
+      const parser = new FrameParser();
+      const w = { buf: bytes, pos: 0, end: bytes.length, crcCheckedThrough: checkedThrough };
+      let frames = 0;
+      while (parser.next(w) === FRAME) if (++frames === 4) break;
+      return frames;
+    };
+    expect(parse(frameEnds[1]!)).toBe(3); // vouched for: no check, all three frames come out
+    expect(() => parse(frameEnds[1]! - 1)).toThrow(StreamError);
+    expect(() => parse(frameEnds[1]! - 1)).toThrow(/bad CRC32C in command #2 \(write\)/);
+  });
+
+  it('a corrupt stream dumps the same output and error as without the read-ahead thread', async () => {
+    const { bytes } = streamOf(Array.from({ length: 40 }, (_, i) => (i * 7919) % 3000), 2);
+    for (const at of [20, 500, 1234, 30_000, bytes.length - 3]) {
+      const bad = Buffer.from(bytes);
+      bad[at]! ^= 0x10;
+      const path = join(dir, 'corrupt.stream');
+      writeFileSync(path, bad);
+      const dump = async (input: number | AsyncIterable<Uint8Array>): Promise<{ out: string; error: string }> => {
+        const chunks: Buffer[] = [];
+        let error = '';
+        try {
+          await dumpStream({ input, output: (c) => chunks.push(Buffer.from(c)) });
+        } catch (err) {
+          error = (err as Error).message;
+        }
+        return { out: Buffer.concat(chunks).toString('latin1'), error };
+      };
+      const fd = openSync(path, 'r');
+      let viaThread;
+      try {
+        viaThread = await dump(fd);
+      } finally {
+        closeSync(fd);
+      }
+      const inMemory = await dump((async function* () { yield bad; })());
+      expect(viaThread.error).toMatch(/bad CRC32C|command too large/);
+      expect(viaThread).toEqual(inMemory);
+    }
   });
 });

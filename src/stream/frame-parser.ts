@@ -17,6 +17,12 @@ export interface FrameWindow {
   buf: Buffer;
   pos: number;
   end: number;
+  /**
+   * Set by a window that checks frames' CRC32C itself (the native read-ahead): frames ending at or
+   * before this offset from the window's first byte need no check. The parser must read that window
+   * from its start, so that its offsets are the window's.
+   */
+  crcCheckedThrough?: number;
 }
 
 export interface FrameParserOptions {
@@ -171,8 +177,11 @@ export class FrameParser {
       this.offset = at + frameLen;
       this.stage = IN_COMMAND_HEADER;
 
-      // CRC over the header with the crc field zeroed, then the body.
-      if (frameCrc(buf, p, frameLen) !== readU32(buf, p + 6)) throw badCrcError(index, cmdNum, at);
+      // CRC over the header with the crc field zeroed, then the body (unless the window checked it).
+      const checked = w.crcCheckedThrough;
+      if (!(checked !== undefined && this.offset <= checked) && frameCrc(buf, p, frameLen) !== readU32(buf, p + 6)) {
+        throw badCrcError(index, cmdNum, at);
+      }
 
       if (cmdNum === 0 || cmdNum > LAST_KNOWN_COMMAND) {
         if (this.skipUnknown) continue;

@@ -9,7 +9,8 @@ import { loadNativeModule, nativeModulePath } from '../sys/native-module.js';
 export const READ_AHEAD_MODULE_PATH = nativeModulePath('read-ahead');
 
 interface ReadAheadModule {
-  start(fd: number, slots: Buffer[], offset: number, readers: number): object;
+  /** With `verified`, the reader checks frames' CRC32C as it reads; take() stores its progress there. */
+  start(fd: number, slots: Buffer[], offset: number, readers: number, verified?: Float64Array): object;
   /** Bytes in the next piece, which we then hold until give(); 0 at end of file (nothing held). */
   take(handle: object): number;
   /** The slot taken longest ago is free for the thread again. */
@@ -72,6 +73,13 @@ class ReadAheadWindow implements ByteWindow {
   private readonly slotBytes: number;
   private readonly carryRoom: number;
   private readonly handle: object;
+  /** Where the reader's frame check stood when it read the piece last taken (native/frame-check.c). */
+  private readonly verified = new Float64Array(1);
+  /**
+   * Frames ending at or before this offset (from the window's first byte) were found good by the reader
+   * thread, which checks their CRC32C as it reads: a parser reading this window from its start need not.
+   */
+  crcCheckedThrough = 0;
   /** Where in the ring each piece we hold ends, oldest first: a piece is given back once `pos` passes it. */
   private readonly heldEnds: number[] = [];
   /** The slot the next piece lands in. */
@@ -88,7 +96,7 @@ class ReadAheadWindow implements ByteWindow {
     this.pos = this.end = this.carryRoom;
     const pieces: Buffer[] = [];
     for (let i = 0; i < this.slots; i++) pieces.push(this.ring.subarray(this.slotStart(i), this.slotStart(i + 1)));
-    this.handle = native.start(fd, pieces, 0, geometry.readers);
+    this.handle = native.start(fd, pieces, 0, geometry.readers, this.verified);
   }
 
   private slotStart(slot: number): number {
@@ -132,6 +140,7 @@ class ReadAheadWindow implements ByteWindow {
   /** The next piece; the readers put it in slot `nextSlot`. */
   private take(): number {
     const got = this.native.take(this.handle); // throws the read's error, e.g. EIO
+    this.crcCheckedThrough = this.verified[0]!;
     this.nextSlot = (this.nextSlot + 1) % this.slots;
     if (got === 0) this.eof = true;
     return got;
