@@ -51,7 +51,7 @@ describe.skipIf(!ok)('mutation fuzzing', () => {
     expect(r.maxRssMiB).toBeLessThan(1024);
   }, 120_000);
 
-  it('parser differential: 400 mutants — never more lenient than btrfs receive --dump', async () => {
+  it('parser differential: 400 mutants — never more lenient than btrfs receive --dump; a file dumps as the same bytes from memory', async () => {
     const r = await fuzzDumpDiff({ corpus, seed: SEED, runs: 400, dir: scratch.dir });
     expect(r.failures.map(show)).toEqual([]);
     expect(r.agreeAccept + r.agreeReject).toBeGreaterThan(300);

@@ -293,9 +293,24 @@ export interface DumpDiffReport {
   ms: number;
 }
 
+/** Our `--dump` of a stream (all its concatenated streams): the text, and the error message if it failed. */
+async function dumpOf(input: number | AsyncIterable<Uint8Array>): Promise<{ text: string; error: string | undefined }> {
+  const { dumpStream } = await import('../dump/dump.js');
+  const chunks: Buffer[] = [];
+  let error: string | undefined;
+  try {
+    await dumpStream({ input, output: (c) => chunks.push(Buffer.from(c)), timeZone: 'UTC' });
+  } catch (err) {
+    error = (err as Error).message;
+  }
+  return { text: Buffer.concat(chunks).toString('latin1'), error };
+}
+
 /**
  * Differential parser check against `btrfs receive --dump` (progs 6.2): whatever progs rejects, our
  * reader must reject too (it is stricter by design, never more lenient), except stream version 3.
+ * And our own two dump paths must agree: a file, read ahead on the native thread that checks the
+ * frames' CRC32C itself, and the same bytes from memory, checked by the parser.
  */
 export async function fuzzDumpDiff(opts: { corpus: Buffer[]; seed: number; runs: number; firstRun?: number; dir: string; log?: (l: string) => void }): Promise<DumpDiffReport> {
   const t0 = Date.now();
@@ -315,6 +330,22 @@ export async function fuzzDumpDiff(opts: { corpus: Buffer[]; seed: number; runs:
       for await (const rec of readStream(source, { stopAtFirstEnd: true })) void rec;
     } catch (err) {
       ours = (err as Error).message;
+    }
+    const fd = fs.openSync(file, 'r');
+    let viaFile;
+    try {
+      viaFile = await dumpOf(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const bytes = mutant.bytes;
+    const viaMemory = await dumpOf((async function* (): AsyncGenerator<Uint8Array> { if (bytes.length) yield bytes; })());
+    if (viaFile.text !== viaMemory.text || viaFile.error !== viaMemory.error) {
+      const saved = `/tmp/btrfs-ts-fuzz-dump-${opts.seed}-${run}.stream`;
+      fs.writeFileSync(saved, bytes);
+      const message = `dump of the file (${viaFile.error ?? 'ok'}) differs from the dump from memory (${viaMemory.error ?? 'ok'})`;
+      report.failures.push({ seed: opts.seed, run, kind: 'read-ahead-dump-differs', message, ops: mutant.ops, input: saved });
+      opts.log?.(`  FAIL dump seed ${opts.seed} run ${run}: ${message}`);
     }
     report.runs++;
     const progsOk = progs.status === 0;
