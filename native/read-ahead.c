@@ -148,7 +148,7 @@ static void release_in_order(struct reader *r) {
 }
 
 /* Reads a claimed piece; called with the lock held, returns with it held. The slot belongs to the
- * caller until it is marked FULL, so the read runs without the lock. */
+ * caller until it is marked READ, so the read runs without the lock. */
 static void fill_piece(struct reader *r, struct slot *s) {
   pthread_mutex_unlock(&r->lock);
   off_t at = r->start + (off_t)(s->seq * s->capacity);
