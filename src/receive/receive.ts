@@ -42,7 +42,7 @@ export interface ReceiveOptions {
   /**
    * Trial-decode compressed extents before passing them to the kernel, which does not check them
    * (a corrupt payload would be stored and give EIO on read). Default true; the receive of a zstd stream takes
-   * 1.16-1.28× the time without it (docs/benchmarks.md).
+   * 1.13-1.28× the time without it (docs/benchmarks.md).
    */
   verifyEncoded?: boolean;
   /** Skip unknown command numbers instead of failing (--ignore-unknown). */
