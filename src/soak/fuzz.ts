@@ -293,6 +293,11 @@ export interface DumpDiffReport {
   ms: number;
 }
 
+/** The bytes as an input read from memory, in one chunk (none when empty). */
+async function* fromMemory(bytes: Buffer): AsyncGenerator<Uint8Array> {
+  if (bytes.length) yield bytes;
+}
+
 /** Our `--dump` of a stream (all its concatenated streams): the text, and the error message if it failed. */
 async function dumpOf(input: number | AsyncIterable<Uint8Array>): Promise<{ text: string; error: string | undefined }> {
   const { dumpStream } = await import('../dump/dump.js');
@@ -323,11 +328,10 @@ export async function fuzzDumpDiff(opts: { corpus: Buffer[]; seed: number; runs:
     const mutant = mutateStream(opts.corpus, runRng(opts.seed, run).fork());
     fs.writeFileSync(file, mutant.bytes);
     const progs = spawnSync('btrfs', ['receive', '--dump', '-f', file], { timeout: 20_000, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    const bytes = mutant.bytes;
     let ours: string | undefined;
     try {
-      const bytes = mutant.bytes;
-      const source = (async function* (): AsyncGenerator<Uint8Array> { if (bytes.length) yield bytes; })();
-      for await (const rec of readStream(source, { stopAtFirstEnd: true })) void rec;
+      for await (const rec of readStream(fromMemory(bytes), { stopAtFirstEnd: true })) void rec;
     } catch (err) {
       ours = (err as Error).message;
     }
@@ -338,8 +342,7 @@ export async function fuzzDumpDiff(opts: { corpus: Buffer[]; seed: number; runs:
     } finally {
       fs.closeSync(fd);
     }
-    const bytes = mutant.bytes;
-    const viaMemory = await dumpOf((async function* (): AsyncGenerator<Uint8Array> { if (bytes.length) yield bytes; })());
+    const viaMemory = await dumpOf(fromMemory(bytes));
     if (viaFile.text !== viaMemory.text || viaFile.error !== viaMemory.error) {
       const saved = `/tmp/btrfs-ts-fuzz-dump-${opts.seed}-${run}.stream`;
       fs.writeFileSync(saved, bytes);
