@@ -118,6 +118,24 @@ function receiveOp(id: string, title: string, target: number, stream: string, de
 }
 
 /**
+ * A send into `out` (a file, or /dev/null). Into a file, the output must equal btrfs-progs' stream of
+ * the same snapshot byte for byte (`reference`) before its time counts; it is removed after each run.
+ */
+function sendOp(id: string, title: string, snap: string, flags: string, out: string, reference?: string): Operation {
+  return {
+    id, title, target: 1.0,
+    command: (side) => `${side === 'progs' ? 'btrfs' : ours} send -q ${flags} -f '${out}' '${snap}'`,
+    after: reference === undefined ? undefined : () => {
+      try {
+        sh(`cmp -s '${out}' '${reference}'`);
+      } finally {
+        rmSync(out, { force: true });
+      }
+    },
+  };
+}
+
+/**
  * Destination images are sparse files in /dev/shm, so only what is written costs memory. They are made
  * large (4× the corpus, at least 8 GiB): on a nearly full btrfs (the first harness used 1.6× + 512 MiB)
  * the kernel makes every metadata reservation wait for delalloc flushing — 70–80 % of btrfs-progs'
@@ -173,7 +191,7 @@ function prepareSetup(sizeMiB: number, disposables: LoopFs[]) {
   disposables.push(plain);
   const zstd = makeLoopFs('bench-dst-zstd', { sizeMiB: destinationSizeMiB(sizeMiB), mountOptions: ['compress-force=zstd'] });
   disposables.push(zstd);
-  return { corpus, snap, v1, v2, plain, zstd };
+  return { corpus, snap, v1, v2, plain, zstd, streamDir };
 }
 
 async function main(): Promise<void> {
@@ -183,14 +201,17 @@ async function main(): Promise<void> {
   const disposables: LoopFs[] = [];
   try {
     console.error(`bench: building a ${args.sizeMiB} MiB corpus from /usr ...`);
-    const { corpus, snap, v1, v2, plain, zstd } = prepareSetup(args.sizeMiB, disposables);
+    const { corpus, snap, v1, v2, plain, zstd, streamDir } = prepareSetup(args.sizeMiB, disposables);
+    const sentFile = join(streamDir, 'sent.stream');
     const snapName = 'snap';
 
     const allOperations: Operation[] = [
-      { id: 'send-v1', title: 'send (v1)', target: 1.0,
-        command: (side) => `${side === 'progs' ? 'btrfs' : ours} send -q -f /dev/null '${snap}'` },
-      { id: 'send-compressed', title: 'send --compressed-data', target: 1.0,
-        command: (side) => `${side === 'progs' ? 'btrfs' : ours} send -q --compressed-data -f /dev/null '${snap}'` },
+      // Into a file on tmpfs, as `send -f FILE` is used (the kernel writes it directly, src/send/direct-file.ts);
+      // into /dev/null (which the kernel cannot write directly: both tools splice a pipe into it).
+      sendOp('send-v1', 'send (v1) → file', snap, '', sentFile, v1),
+      sendOp('send-compressed', 'send --compressed-data → file', snap, '--compressed-data', sentFile, v2),
+      sendOp('send-v1-null', 'send (v1) → /dev/null', snap, '', '/dev/null'),
+      sendOp('send-compressed-null', 'send --compressed-data → /dev/null', snap, '--compressed-data', '/dev/null'),
       receiveOp('receive-v1-plain', 'receive v1 → compress=none', 0.9, v1, plain, snap, snapName),
       receiveOp('receive-v1-zstd', 'receive v1 → compress-force=zstd', 0.9, v1, zstd, snap, snapName),
       receiveOp('receive-compressed-zstd', 'receive compressed → compress-force=zstd', 0.85, v2, zstd, snap, snapName),

@@ -7,7 +7,8 @@ import { read } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { copyPipeOffThread } from '../sys/send-ioctl.js';
 
-export type StreamSink = { kind: 'fd'; fd: number } | { kind: 'writable'; stream: Writable };
+/** Where a send writes: an fd (`name`: the -f path, for messages) or a Node stream. */
+export type StreamSink = { kind: 'fd'; fd: number; name?: string } | { kind: 'writable'; stream: Writable };
 
 function readChunk(fd: number, buf: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,6 +1,7 @@
 // `btrfs-ts send`: checks and resolves the subvolumes as btrfs-progs does (protocol.md §5.2–5.6), then
-// runs BTRFS_IOC_SEND once per subvolume on a worker thread while this thread copies the pipe to the
-// output. The kernel produces the stream; we only choose its arguments, so the bytes equal progs'.
+// runs BTRFS_IOC_SEND once per subvolume on another thread: into the output file directly where the
+// output is one (direct-file.ts), else into a pipe that this side copies to the output. The kernel
+// produces the stream; we only choose its arguments, so the bytes equal progs'.
 import { closeSync, constants as fsConstants, openSync, realpathSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import type { Writable } from 'node:stream';
@@ -17,6 +18,7 @@ import {
   chooseProtocol, kernelSendStreamVersion, SEND_BUF_SIZE_V1, SEND_BUF_SIZE_V2, subvolumeSendFlags,
 } from './protocol-choice.js';
 import { pumpPipe, type StreamSink } from './pump.js';
+import { directBytesWritten, directFileTarget, finishDirectFile, type DirectFile } from './direct-file.js';
 import { notBtrfsHint, permissionHint, readWriteHint, withHint } from '../hints/index.js';
 
 export { SendError } from './errors.js';
@@ -135,7 +137,7 @@ function openSink(options: SendOptions): { sink: StreamSink; close(): void } {
         throw new SendError(`cannot create '${options.outFile}': ${errnoText(e2)}`);
       }
     }
-    return { sink: { kind: 'fd', fd }, close: () => closeSync(fd) };
+    return { sink: { kind: 'fd', fd, name: options.outFile }, close: () => closeSync(fd) };
   }
   if (options.output) return { sink: { kind: 'writable', stream: options.output }, close: () => {} };
   return { sink: { kind: 'fd', fd: options.outputFd ?? 1 }, close: () => {} };
@@ -157,7 +159,15 @@ interface OneSend {
   multiWithEnd: boolean;
 }
 
-/** One BTRFS_IOC_SEND: pipe, ioctl on a worker thread, this thread copying the pipe to the sink. */
+/** errnos that, in a send written straight into a file, can only come from writing the file. */
+const WRITE_ERRNOS = new Set([27 /* EFBIG */, 28 /* ENOSPC */, 122 /* EDQUOT */]);
+
+interface IoctlOutcome {
+  written: number;
+  ioctlError?: unknown;
+}
+
+/** One BTRFS_IOC_SEND: straight into the output where it is a file that allows it, else through a pipe. */
 async function sendOne(
   job: OneSend, sink: StreamSink, log: (line: string) => void, verbosity: number, onBytes?: (bytes: number) => void,
 ): Promise<number> {
@@ -168,6 +178,67 @@ async function sendOne(
       throw new SendError(`cannot open ${job.path}: ${errnoText(e)}`);
     }
   })();
+  try {
+    const direct = sink.kind === 'fd' ? directTargetOrNone(sink.fd) : undefined;
+    const { written, ioctlError } = direct
+      ? await sendIntoFile(subvolFd, job, direct, onBytes)
+      : await sendThroughPipe(subvolFd, job, sink, onBytes);
+    if (ioctlError !== undefined) {
+      if (!(ioctlError instanceof SysError)) throw ioctlError;
+      if (direct && WRITE_ERRNOS.has(ioctlError.errno)) {
+        throw new SendError(`failed to write stream to ${sinkName(sink)}: ${strerror(ioctlError.errno)}`);
+      }
+      // progs prints this hint after the error line; we can only print it before.
+      if (ioctlError.errno === 22 && job.multiWithEnd) log("Try upgrading your kernel or don't use -e.");
+      throw new SendError(withHint(`send ioctl failed with -${ioctlError.errno}: ${strerror(ioctlError.errno)}`,
+        permissionHint(ioctlError, 'send')));
+    }
+    if (verbosity >= 2) log('BTRFS_IOC_SEND returned 0');
+    return written;
+  } finally {
+    closeSync(subvolFd);
+  }
+}
+
+function sinkName(sink: StreamSink): string {
+  return sink.kind === 'fd' && sink.name !== undefined ? `'${sink.name}'` : 'standard output';
+}
+
+/** A bad fd is not ours to report here: the pipe path's copy reports it as progs does. */
+function directTargetOrNone(fd: number): DirectFile | undefined {
+  try {
+    return directFileTarget(fd);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The kernel writes into the file itself (src/send/direct-file.ts); --progress watches its size. */
+async function sendIntoFile(
+  subvolFd: number, job: OneSend, target: DirectFile, onBytes?: (bytes: number) => void,
+): Promise<IoctlOutcome> {
+  const timer = onBytes && setInterval(() => onBytes(directBytesWritten(target)), 100);
+  let ioctlError: unknown;
+  try {
+    await sendIoctl(subvolFd, {
+      sendFd: target.fd, cloneSources: job.cloneSources, parentRoot: job.parentRoot,
+      flags: job.flags, version: job.version,
+    }, job.path);
+  } catch (e) {
+    ioctlError = e;
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+  finishDirectFile(target);
+  const written = directBytesWritten(target);
+  onBytes?.(written);
+  return { written, ioctlError };
+}
+
+/** progs' plumbing: a pipe for the kernel, drained into the sink on another thread while the ioctl runs. */
+async function sendThroughPipe(
+  subvolFd: number, job: OneSend, sink: StreamSink, onBytes?: (bytes: number) => void,
+): Promise<IoctlOutcome> {
   let readFd = -1;
   let writeFd = -1;
   try {
@@ -208,19 +279,10 @@ async function sendOne(
     if (pumpError !== undefined) {
       throw new SendError(`failed to read stream from kernel: ${errnoText(pumpError)}`);
     }
-    if (ioctlError !== undefined) {
-      if (!(ioctlError instanceof SysError)) throw ioctlError;
-      // progs prints this hint after the error line; we can only print it before.
-      if (ioctlError.errno === 22 && job.multiWithEnd) log("Try upgrading your kernel or don't use -e.");
-      throw new SendError(withHint(`send ioctl failed with -${ioctlError.errno}: ${strerror(ioctlError.errno)}`,
-        permissionHint(ioctlError, 'send')));
-    }
-    if (verbosity >= 2) log('BTRFS_IOC_SEND returned 0');
-    return written;
+    return { written, ioctlError };
   } finally {
     if (readFd >= 0) closeSync(readFd);
     if (writeFd >= 0) closeSync(writeFd);
-    closeSync(subvolFd);
   }
 }
 

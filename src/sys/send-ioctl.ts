@@ -205,3 +205,23 @@ export function trySetPipeSize(fd: number, size: number): number {
 export function getPipeSize(fd: number): number {
   return check(fcntlInt(fd, F_GETPIPE_SZ, 0) as number, 'fcntl(F_GETPIPE_SZ)');
 }
+
+const F_GETFL = 3;
+const SEEK_CUR = 1;
+const SEEK_END = 2;
+const lseekRaw = libc.func('int64_t lseek(int fd, int64_t offset, int whence)');
+
+/** fcntl(F_GETFL): the open file description's status flags (O_APPEND, O_DIRECT, O_NONBLOCK...). */
+export function fileStatusFlags(fd: number): number {
+  return check(fcntlInt(fd, F_GETFL, 0) as number, 'fcntl(F_GETFL)');
+}
+
+/** The file position of `fd` (lseek SEEK_CUR). */
+export function filePosition(fd: number): number {
+  return check(Number(lseekRaw(fd, 0, SEEK_CUR)), 'lseek');
+}
+
+/** Move the file position of `fd` to the end of the file; returns it. */
+export function seekToEnd(fd: number): number {
+  return check(Number(lseekRaw(fd, 0, SEEK_END)), 'lseek');
+}
