@@ -201,7 +201,9 @@ async function sendOne(
 }
 
 function sinkName(sink: StreamSink): string {
-  return sink.kind === 'fd' && sink.name !== undefined ? `'${sink.name}'` : 'standard output';
+  if (sink.kind !== 'fd') return 'the output stream';
+  if (sink.name !== undefined) return `'${sink.name}'`;
+  return sink.fd === 1 ? 'standard output' : `file descriptor ${sink.fd}`;
 }
 
 /** A bad fd is not ours to report here: the pipe path's copy reports it as progs does. */
