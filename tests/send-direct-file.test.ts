@@ -10,8 +10,8 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { directFileTarget } from '../src/send/direct-file.js';
-import { filePosition, makePipe } from '../src/sys/send-ioctl.js';
+import { appendToOwnFile, directFileTarget } from '../src/send/direct-file.js';
+import { fileStatusFlags, filePosition, makePipe } from '../src/sys/send-ioctl.js';
 import { send } from '../src/send/send.js';
 import { makeBtrfs, requireBtrfs, type Btrfs } from './helpers/btrfs.js';
 import { makeSubvolume, populateVariedTree, seededBytes, snapshot } from './helpers/populate.js';
@@ -70,6 +70,20 @@ describe('which outputs the kernel may write directly', () => {
     writeFileSync(path, 'header\n');
     withFd(path, C.O_WRONLY | C.O_APPEND, (fd) => {
       expect(directFileTarget(fd)).toEqual({ fd, append: true, sizeBefore: 7 });
+    });
+  });
+
+  it('the file -f opened itself is put in append mode, so every subvolume\'s stream can be written directly', () => {
+    withFd(join(dir, 'own'), C.O_WRONLY | C.O_CREAT | C.O_TRUNC, (fd) => {
+      appendToOwnFile(fd);
+      expect(fileStatusFlags(fd) & C.O_APPEND).toBe(C.O_APPEND);
+      writeSync(fd, 'first stream');
+      expect(directFileTarget(fd)).toEqual({ fd, append: true, sizeBefore: 12 });
+    });
+    // Not a pipe or a device: they are left as they are.
+    withFd('/dev/null', C.O_WRONLY, (fd) => {
+      appendToOwnFile(fd);
+      expect(fileStatusFlags(fd) & C.O_APPEND).toBe(0);
     });
   });
 
@@ -134,7 +148,7 @@ describe.skipIf(!ok)('a send into a regular file is the stream btrfs send writes
     expect(ours.equals(readFileSync(join(out, 'shared.progs')))).toBe(true);
   }, 120_000);
 
-  it('several subvolumes into one -f file: the first written directly, the rest through the pipe, same bytes', () => {
+  it('several subvolumes into one -f file (all written directly, in append mode): same bytes', () => {
     const path = join(out, 'several.ours');
     bash(`$CLI send -q -e -f ${path} ${s1} ${s2}`);
     expect(readFileSync(path).equals(progsStream(`-e ${s1} ${s2}`))).toBe(true);
@@ -164,6 +178,9 @@ describe.skipIf(!ok)('a send into a regular file is the stream btrfs send writes
     const path = join(out, 'direct-io.ours');
     const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | C.O_DIRECT, 0o600);
     try {
+      expect(directFileTarget(fd)).toBeUndefined();
+      appendToOwnFile(fd);
+      expect(fileStatusFlags(fd) & C.O_APPEND).toBe(0);
       expect(directFileTarget(fd)).toBeUndefined();
     } finally {
       closeSync(fd);

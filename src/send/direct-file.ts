@@ -10,7 +10,7 @@
 // position. So the bytes land where progs' would only if the file is in append mode, or is empty with
 // its position at 0; and afterwards the position is moved to the end, where progs' writes leave it.
 import { fstatSync, constants as fsConstants } from 'node:fs';
-import { fileStatusFlags, filePosition, seekToEnd } from '../sys/send-ioctl.js';
+import { fileStatusFlags, filePosition, seekToEnd, setFileStatusFlags } from '../sys/send-ioctl.js';
 
 const O_APPEND = fsConstants.O_APPEND;
 const O_DIRECT = fsConstants.O_DIRECT ?? 0o40000;
@@ -42,4 +42,19 @@ export function directBytesWritten(target: DirectFile): number {
 /** After the ioctl: the file position where writes through the fd would have left it. */
 export function finishDirectFile(target: DirectFile): void {
   if (!target.append) seekToEnd(target.fd);
+}
+
+/**
+ * For the file `-f` opened (and truncated) itself: append mode. Nobody else shares that open file, so
+ * appending changes nothing but lets the kernel write every subvolume's stream directly, not only the
+ * first one's. Anything but a plain regular file is left as it is.
+ */
+export function appendToOwnFile(fd: number): void {
+  try {
+    if (!fstatSync(fd).isFile()) return;
+    const flags = fileStatusFlags(fd);
+    if ((flags & O_DIRECT) === 0) setFileStatusFlags(fd, flags | O_APPEND);
+  } catch {
+    // Then the stream goes through the pipe, which reports what is wrong with the file.
+  }
 }

@@ -18,7 +18,7 @@ import {
   chooseProtocol, kernelSendStreamVersion, SEND_BUF_SIZE_V1, SEND_BUF_SIZE_V2, subvolumeSendFlags,
 } from './protocol-choice.js';
 import { pumpPipe, type StreamSink } from './pump.js';
-import { directBytesWritten, directFileTarget, finishDirectFile, type DirectFile } from './direct-file.js';
+import { appendToOwnFile, directBytesWritten, directFileTarget, finishDirectFile, type DirectFile } from './direct-file.js';
 import { notBtrfsHint, permissionHint, readWriteHint, withHint } from '../hints/index.js';
 
 export { SendError } from './errors.js';
@@ -137,6 +137,7 @@ function openSink(options: SendOptions): { sink: StreamSink; close(): void } {
         throw new SendError(`cannot create '${options.outFile}': ${errnoText(e2)}`);
       }
     }
+    appendToOwnFile(fd);
     return { sink: { kind: 'fd', fd, name: options.outFile }, close: () => closeSync(fd) };
   }
   if (options.output) return { sink: { kind: 'writable', stream: options.output }, close: () => {} };

@@ -216,6 +216,13 @@ export function fileStatusFlags(fd: number): number {
   return check(fcntlInt(fd, F_GETFL, 0) as number, 'fcntl(F_GETFL)');
 }
 
+const F_SETFL = 4;
+
+/** fcntl(F_SETFL): set the open file description's status flags. */
+export function setFileStatusFlags(fd: number, flags: number): void {
+  check(fcntlInt(fd, F_SETFL, flags) as number, 'fcntl(F_SETFL)');
+}
+
 /** The file position of `fd` (lseek SEEK_CUR). */
 export function filePosition(fd: number): number {
   return check(Number(lseekRaw(fd, 0, SEEK_CUR)), 'lseek');
