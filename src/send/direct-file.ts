@@ -1,10 +1,12 @@
 // A regular file can take the stream straight from the kernel. BTRFS_IOC_SEND writes each command with
 // kernel_write() into whatever `send_fd` is; progs always hands it a pipe and splices that pipe into its
 // output, which for a file is a second copy of the whole stream, made by a second thread. Written
-// directly, a send into a file on tmpfs took 0.84x progs' time (docs/benchmarks.md, "What we tried").
+// directly, a send into a file on tmpfs takes 0.86x (v1) and 0.92x (compressed) of progs' time
+// (docs/benchmarks.md).
 //
-// Only regular files: a pipe or socket written directly wakes its reader for every command (measured
-// slower than progs' spliced 64 KiB batches), and /dev/null and other devices refuse kernel_write.
+// Only regular files: a pipe written directly wakes its reader for every command (measured slower than
+// progs' spliced 64 KiB batches; sockets are left to the pipe too), and /dev/null and other devices
+// refuse kernel_write.
 //
 // The kernel writes at an offset of its own that starts at 0 in every ioctl, not at the file's
 // position. So the bytes land where progs' would only if the file is in append mode, or is empty with
