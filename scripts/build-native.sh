@@ -4,10 +4,11 @@
 # - read-ahead.node: native/read-ahead.c, a reader thread for src/stream/read-ahead-window.ts, which checks
 #   frames' CRC32C as it reads (native/frame-check.c, with crc32c.c);
 # - blocking-calls.node: native/blocking-calls.c, send's ioctl and pipe copy on threads of their own;
-# - zstd-ahead.node: native/zstd-ahead.c, receive's zstd extents decoded ahead on a helper thread.
+# - zstd-ahead.node: native/zstd-ahead.c, receive's zstd extents decoded ahead on a helper thread;
+# - buffer-address.node: native/buffer-address.c, where a Buffer sits, so reads can fill page-aligned memory.
 # Never fails the install: without gcc or Node's headers, on another architecture, or when compiling
 # fails, it says so in one line and the code does without (@node-rs/crc32; synchronous reads; worker
-# threads; extents decoded inline).
+# threads; extents decoded inline; koffi tells where a Buffer sits).
 # Run by the `build` and `prepare` npm scripts.
 cd "$(dirname "$0")/.." || exit 0
 say() { echo "btrfs-ts: $1" >&2; }
@@ -55,5 +56,11 @@ if "$cc" -O2 -fPIC -Wall -pthread -I"$headers" -shared -o "$tmp/zstd-ahead.node"
   mv -f "$tmp/zstd-ahead.node" native/build/zstd-ahead.node
 else
   say "native zstd decode-ahead skipped ($cc failed; extents are decoded inline)"
+fi
+
+if "$cc" -O2 -fPIC -Wall -I"$headers" -shared -o "$tmp/buffer-address.node" native/buffer-address.c; then
+  mv -f "$tmp/buffer-address.node" native/build/buffer-address.node
+else
+  say "native buffer-address skipped ($cc failed; koffi tells where a Buffer sits)"
 fi
 exit 0
