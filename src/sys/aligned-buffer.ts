@@ -19,7 +19,7 @@ let offsetInImpl: OffsetIn | undefined;
 /** native/buffer-address.c, or koffi (loaded only then: --dump does without koffi's ~6 MiB). */
 function offsetIn(): OffsetIn {
   if (offsetInImpl === undefined) {
-    const native = loadNativeModule<BufferAddressModule>('buffer-address');
+    const native = loadNativeModule<BufferAddressModule>('buffer-address', 'BTRFS_TS_NO_NATIVE_ADDRESS');
     if (native !== null) {
       offsetInImpl = native.offsetIn;
     } else {
