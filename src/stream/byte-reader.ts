@@ -169,20 +169,21 @@ class FdWindow implements ByteWindow {
     if (this.eof) return false;
     const fd = await this.getFd();
     if (this.buf.length - this.pos < n) {
-      if (this.reuse && this.buf.length >= n) {
+      // The unread tail goes just before a page boundary, where the next read starts (page-aligned
+      // reads: sys/aligned-buffer.ts).
+      const tail = this.end - this.pos;
+      const at = alignUp(tail);
+      if (this.reuse && this.buf.length >= at - tail + n) {
         // Nothing handed out earlier is still in use (caller's promise): slide the tail to the front.
-        this.buf.copyWithin(0, this.pos, this.end);
-        this.end -= this.pos;
-        this.pos = 0;
+        this.buf.copyWithin(at - tail, this.pos, this.end);
+      } else {
+        // Move the unread tail into a new buffer; the old one keeps its exposed bytes untouched.
+        const next = allocAligned(Math.max(this.reuse ? 4 * FD_CHUNK_SIZE : FD_CHUNK_SIZE, at - tail + n));
+        this.buf.copy(next, at - tail, this.pos, this.end);
+        this.buf = next;
       }
-    }
-    if (this.buf.length - this.pos < n) {
-      // Move the unread tail into a new buffer; the old one keeps its exposed bytes untouched.
-      const next = Buffer.allocUnsafe(Math.max(this.reuse ? 4 * FD_CHUNK_SIZE : FD_CHUNK_SIZE, n));
-      this.buf.copy(next, 0, this.pos, this.end);
-      this.end -= this.pos;
-      this.pos = 0;
-      this.buf = next;
+      this.pos = at - tail;
+      this.end = at;
     }
     while (this.end - this.pos < n) {
       const got = await readFd(fd, this.buf, this.end, this.buf.length - this.end);
