@@ -18,7 +18,7 @@ const nativeBuilt = loadNativeModule('buffer-address') !== null;
 if (!nativeBuilt) {
   const why = `native buffer-address not built (${nativeModulePath('buffer-address')})`;
   if (process.env.CI) throw new Error(`${why}: scripts/build-native.sh must build it in CI`);
-  console.warn(`aligned-buffer: ${why}; the koffi fallback is what is tested`);
+  console.warn(`aligned-buffer: ${why}; the koffi fallback is what is tested, and the native argument check is skipped`);
 }
 
 describe('allocAligned / addressOffset', () => {
@@ -42,8 +42,8 @@ describe('allocAligned / addressOffset', () => {
     }
   });
 
-  it('refuses an alignment that is not a power of two', () => {
-    if (!nativeBuilt) return;
+  // The koffi fallback does not check (it is only ever called with READ_ALIGNMENT); the warning above says so.
+  it.skipIf(!nativeBuilt)('native: refuses an alignment that is not a power of two', () => {
     expect(() => addressOffset(Buffer.alloc(8), 3)).toThrow(/power of two/);
   });
 });

@@ -174,7 +174,7 @@ class FdWindow implements ByteWindow {
       const tail = this.end - this.pos;
       const at = alignUp(tail);
       if (this.reuse && this.buf.length >= at - tail + n) {
-        // Nothing handed out earlier is still in use (caller's promise): slide the tail to the front.
+        // Nothing handed out earlier is still in use (caller's promise): slide the tail back to `at`.
         this.buf.copyWithin(at - tail, this.pos, this.end);
       } else {
         // Move the unread tail into a new buffer; the old one keeps its exposed bytes untouched.
@@ -441,11 +441,11 @@ class SyncFileWindow implements ByteWindow {
       const at = alignUp(tail);
       const room = Math.max(at - tail + n, at + SYNC_READ_SIZE);
       if (this.buf.length < room) {
-        const bigger = allocAligned(alignUp(room));
+        const bigger = allocAligned(room);
         this.buf.copy(bigger, at - tail, this.pos, this.end);
         this.buf = bigger;
       } else {
-        // Nothing handed out earlier is still in use (reuse contract): move the tail to the front.
+        // Nothing handed out earlier is still in use (reuse contract): move the tail back to `at`.
         this.buf.copy(this.buf, at - tail, this.pos, this.end);
       }
       this.pos = at - tail;

@@ -41,7 +41,6 @@ export function addressOffset(buffer: Buffer, alignment: number = READ_ALIGNMENT
  */
 export function allocAligned(size: number, alignment: number = READ_ALIGNMENT): Buffer {
   const raw = Buffer.allocUnsafeSlow(size + alignment);
-  const off = addressOffset(raw, alignment);
-  const skip = off === 0 ? 0 : alignment - off;
+  const skip = (alignment - addressOffset(raw, alignment)) % alignment;
   return raw.subarray(skip, skip + size);
 }
