@@ -31,6 +31,14 @@ function bundleIsCurrent() {
   }
 }
 
+// Every way out of main() ends in process.exit(). Should a promise the program waits for never settle (a
+// bug: a window that stopped reading while its parser waits did once), the event loop would run dry and
+// Node would exit with status 0, so that a receive cut short would look complete. It must not.
+process.on('beforeExit', () => {
+  process.stderr.write('ERROR: internal error: btrfs-ts stopped before it had finished (it waited for something that can never come); nothing it did is complete\n');
+  process.exit(1);
+});
+
 const program = new Promise((resolve) => {
   resolve(bundleIsCurrent() ? require(join(dist, 'main.bundle.cjs')) : import('../dist/cli/main.js'));
 });

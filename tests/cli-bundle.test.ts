@@ -96,6 +96,16 @@ describe('bin/btrfs-ts.js and the CLI bundle', () => {
       expect(picked()).toEqual({ out: 'modules', status: 0 });
     });
 
+    it('a program that stops waiting on a promise that never settles: one ERROR line and exit 1, not 0', () => {
+      utimesSync(modules, 1_000_000, 1_000_000);
+      writeFileSync(bundle, "exports.main = () => new Promise(() => { process.stdout.write('stuck'); });\n");
+      utimesSync(bundle, 2_000_000, 2_000_000);
+      const r = run(bin, [], { NODE_DEBUG: '' });
+      expect(r.stdout.toString()).toBe('stuck');
+      expect(r.status).toBe(1);
+      expect(r.stderr.toString()).toMatch(/^ERROR: internal error: btrfs-ts stopped before it had finished .*\n$/);
+    });
+
     it('a program that fails to load: one ERROR line and exit 1', () => {
       writeFileSync(modules, 'this is not javascript\n');
       const r = run(bin, [], { NODE_DEBUG: '' });

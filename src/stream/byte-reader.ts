@@ -14,6 +14,7 @@ import type { Readable } from 'node:stream';
 import type { ByteSource } from './source.js';
 import { ExactFdWindow } from './exact-fd-window.js';
 import { openReadAheadWindow } from './read-ahead-window.js';
+import { PipeWindow, type OnRead, type PipeSocketSource } from './pipe-window.js';
 import { seekBack } from './seek-back.js';
 import { allocAligned, READ_ALIGNMENT } from '../sys/aligned-buffer.js';
 
@@ -58,7 +59,7 @@ export function openByteWindow(source: ByteSource, opts: WindowOptions = {}): By
   const reuse = opts.reuse === true;
   const parserBound = opts.parserBound === true;
   if (typeof source === 'number') {
-    if (isPipeOrSocket(source)) return opts.exact ? new ExactFdWindow(source, reuse) : new IterableWindow(pipeChunks(source), reuse);
+    if (isPipeOrSocket(source)) return opts.exact ? new ExactFdWindow(source, reuse) : new PipeWindow(pipeSocket(source), reuse);
     if (reuse && parserBound && isRegularFile(source)) return openReadAheadWindow(source) ?? new SyncFileWindow(source);
     return reuse ? new PrefetchFdWindow(source, undefined) : new FdWindow(source, undefined, reuse);
   }
@@ -101,34 +102,40 @@ const F_GETPIPE_SZ = 1032;
 const PIPE_BUFFER = 1 << 20;
 
 /**
- * Pipes and sockets (e.g. `btrfs send | btrfs-ts receive`) are read through libuv's stream machinery:
- * fs.read on a pipe goes through the thread pool for every 64 KiB and is about 4× slower. The Socket
- * gets a dup of the fd, so closing it leaves the caller's fd open, and the file status flags (libuv
- * sets O_NONBLOCK on the shared open file) are restored at the end.
+ * Pipes and sockets (e.g. `btrfs send | btrfs-ts receive`) are read through libuv's stream machinery
+ * (fs.read on a pipe goes through the thread pool for every read and is about 4× slower), into the
+ * window's own buffers (pipe-window.ts). The Socket gets a dup of the fd, so closing it leaves the
+ * caller's fd open, and the file status flags (libuv sets O_NONBLOCK on the shared open file) are
+ * restored at the end.
  */
-async function* pipeChunks(fd: number): AsyncGenerator<Buffer> {
-  if (!fdCalls) {
-    const { libc } = await import('../sys/libc.js');
-    fdCalls = {
-      dup: libc.func('int dup(int)') as (fd: number) => number,
-      fcntl: libc.func('fcntl', 'int', ['int', 'int', 'int']) as (fd: number, cmd: number, arg: number) => number,
-    };
-  }
-  const flags = fdCalls.fcntl(fd, F_GETFL, 0);
-  // Only ever grown; failing is harmless (a socket, or a user over the kernel's pipe limits).
-  const size = fdCalls.fcntl(fd, F_GETPIPE_SZ, 0);
-  if (size >= 0 && size < PIPE_BUFFER) fdCalls.fcntl(fd, F_SETPIPE_SZ, PIPE_BUFFER);
-  const copy = fdCalls.dup(fd);
-  if (copy < 0) throw new Error(`cannot read the stream from fd ${fd}: dup failed`);
-  // node:net is loaded only here: regular files never need it (it costs start-up time and memory).
-  const { Socket } = await import('node:net');
-  const socket = new Socket({ fd: copy, readable: true, writable: false });
-  try {
-    for await (const chunk of socket) yield chunk as Buffer;
-  } finally {
-    socket.destroy();
-    if (flags >= 0) fdCalls.fcntl(fd, F_SETFL, flags);
-  }
+function pipeSocket(fd: number): PipeSocketSource {
+  let flags = -1;
+  return {
+    async open(onread: OnRead) {
+      if (!fdCalls) {
+        const { libc } = await import('../sys/libc.js');
+        fdCalls = {
+          dup: libc.func('int dup(int)') as (fd: number) => number,
+          fcntl: libc.func('fcntl', 'int', ['int', 'int', 'int']) as (fd: number, cmd: number, arg: number) => number,
+        };
+      }
+      flags = fdCalls.fcntl(fd, F_GETFL, 0);
+      // Only ever grown; failing is harmless (a socket, or a user over the kernel's pipe limits).
+      const size = fdCalls.fcntl(fd, F_GETPIPE_SZ, 0);
+      if (size >= 0 && size < PIPE_BUFFER) fdCalls.fcntl(fd, F_SETPIPE_SZ, PIPE_BUFFER);
+      const copy = fdCalls.dup(fd);
+      if (copy < 0) throw new Error(`cannot read the stream from fd ${fd}: dup failed`);
+      // node:net is loaded only here: regular files never need it (it costs start-up time and memory).
+      const { Socket } = await import('node:net');
+      // `onread` is documented for the constructor (Node ≥ 12), not yet in the typings we use.
+      const options = { fd: copy, readable: true, writable: false, onread };
+      return new Socket(options as ConstructorParameters<typeof Socket>[0]);
+    },
+    close(socket) {
+      socket.destroy();
+      if (flags >= 0) fdCalls!.fcntl(fd, F_SETFL, flags);
+    },
+  };
 }
 
 function readFd(fd: number, buf: Buffer, off: number, len: number): Promise<number> {
