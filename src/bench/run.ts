@@ -99,13 +99,17 @@ function deleteSubvolume(path: string): void {
   sh(`btrfs subvolume sync '${dirname(path)}' >/dev/null; sync`);
 }
 
-/** `oursOnly`: options btrfs-progs does not have (its side runs without them). */
+/**
+ * `oursOnly`: options btrfs-progs does not have (its side runs without them). `pipe`: the stream comes
+ * through a pipe from `cat`, as from `send | ssh` (cat's CPU time is then in both sides' user+sys).
+ */
 function receiveOp(id: string, title: string, target: number, stream: string, dest: LoopFs,
-  source: string, snapName: string, extra = '', oursOnly = ''): Operation {
+  source: string, snapName: string, extra = '', oursOnly = '', pipe = false): Operation {
   const tool = (side: 'progs' | 'ours') => (side === 'progs' ? 'btrfs' : `${ours}`);
+  const input = pipe ? '' : `-f '${stream}'`;
   return {
     id, title, target,
-    command: (side) => `${tool(side)} receive -q ${side === 'ours' ? oursOnly : ''} ${extra} -f '${stream}' '${dest.mnt}'`,
+    command: (side) => `${pipe ? `cat '${stream}' | ` : ''}${tool(side)} receive -q ${side === 'ours' ? oursOnly : ''} ${extra} ${input} '${dest.mnt}'`,
     after: () => {
       const received = join(dest.mnt, snapName);
       try {
@@ -220,11 +224,16 @@ async function main(): Promise<void> {
         zstd, snap, snapName, '', '--no-verify-compressed'),
       receiveOp('receive-force-decompress', 'receive compressed --force-decompress → compress=none', 0.6, v2, plain,
         snap, snapName, '--force-decompress'),
+      // As users run it: the stream through a pipe (`btrfs send | ssh host btrfs receive`).
+      receiveOp('receive-compressed-pipe', 'receive compressed from a pipe → compress-force=zstd', 0.85, v2, zstd,
+        snap, snapName, '', '', true),
       { id: 'dump', title: 'receive --dump (compressed stream)', target: 0.5, short: true,
         command: (side) => `${side === 'progs' ? 'btrfs' : ours} receive --dump -f '${v2}' > /dev/null` },
       // Issue #2 measures the dump on a stream of at least 1 GiB: the v1 stream (≥ 1 GiB at the default size).
       { id: 'dump-v1', title: 'receive --dump (v1 stream)', target: 0.5, short: true,
         command: (side) => `${side === 'progs' ? 'btrfs' : ours} receive --dump -f '${v1}' > /dev/null` },
+      { id: 'dump-v1-pipe', title: 'receive --dump (v1 stream from a pipe)', target: 0.5, short: true,
+        command: (side) => `cat '${v1}' | ${side === 'progs' ? 'btrfs' : ours} receive --dump > /dev/null` },
       // The same with both programs already in the page cache, as for a second dump in a row: without
       // Node's start-up from disk (~0.09 s here: ~66 MB of its 94 MB binary are read) in the time.
       { id: 'dump-v1-warm', title: 'receive --dump (v1 stream, programs in the page cache)', target: 0.5, warm: true, short: true,
