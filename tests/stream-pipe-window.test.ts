@@ -1,7 +1,7 @@
 // Pipes are read into the window's own two buffers (src/stream/pipe-window.ts), not into a fresh chunk per
 // read: the same records as from the file whatever the writer's pace and the command sizes, the same
 // error for a cut stream, and a peak RSS that does not grow with the stream (`send | receive` is the
-// main way btrfs-ts is used; the Socket's chunks took a 1 GiB dump from a pipe to 78-80 MiB).
+// main way btrfs-ts is used; the Socket's chunks took a 1 GiB dump from a pipe to 75-78 MiB).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
