@@ -5,10 +5,11 @@
 #   frames' CRC32C as it reads (native/frame-check.c, with crc32c.c);
 # - blocking-calls.node: native/blocking-calls.c, send's ioctl and pipe copy on threads of their own;
 # - zstd-ahead.node: native/zstd-ahead.c, receive's zstd extents decoded ahead on a helper thread;
-# - buffer-address.node: native/buffer-address.c, where a Buffer sits, so reads can fill page-aligned memory.
+# - buffer-address.node: native/buffer-address.c, where a Buffer sits, so reads can fill page-aligned memory;
+# - fd-calls.node: native/fd-calls.c, dup and fcntl for reading a pipe without loading koffi.
 # Never fails the install: without gcc or Node's headers, on another architecture, or when compiling
 # fails, it says so in one line and the code does without (@node-rs/crc32; synchronous reads; worker
-# threads; extents decoded inline; koffi tells where a Buffer sits).
+# threads; extents decoded inline; koffi tells where a Buffer sits and makes the pipe's fd calls).
 # Run by the `build` and `prepare` npm scripts.
 cd "$(dirname "$0")/.." || exit 0
 say() { echo "btrfs-ts: $1" >&2; }
@@ -62,5 +63,11 @@ if "$cc" -O2 -fPIC -Wall -I"$headers" -shared -o "$tmp/buffer-address.node" nati
   mv -f "$tmp/buffer-address.node" native/build/buffer-address.node
 else
   say "native buffer-address skipped ($cc failed; koffi tells where a Buffer sits)"
+fi
+
+if "$cc" -O2 -fPIC -Wall -I"$headers" -shared -o "$tmp/fd-calls.node" native/fd-calls.c; then
+  mv -f "$tmp/fd-calls.node" native/build/fd-calls.node
+else
+  say "native fd-calls skipped ($cc failed; koffi makes the pipe's fd calls)"
 fi
 exit 0

@@ -58,7 +58,7 @@ async function throughFifo<T>(file: string, script: string, fn: (fd: number) => 
     return await fn(fd);
   } finally {
     closeSync(fd);
-    await new Promise((r) => writer.exitCode !== null ? r(null) : writer.once('exit', r));
+    await new Promise((r) => (writer.exitCode !== null || writer.signalCode !== null ? r(null) : writer.once('exit', r)));
     rmSync(fifo, { force: true });
   }
 }

@@ -17,6 +17,7 @@ import { openReadAheadWindow } from './read-ahead-window.js';
 import { PipeWindow, type OnRead, type PipeSocketSource } from './pipe-window.js';
 import { seekBack } from './seek-back.js';
 import { allocAligned, READ_ALIGNMENT } from '../sys/aligned-buffer.js';
+import { fdCalls, type FdCalls } from '../sys/fd-calls.js';
 
 /** Size of the buffers file descriptors are read into. */
 export const FD_CHUNK_SIZE = 1024 * 1024;
@@ -87,8 +88,6 @@ function isPipeOrSocket(fd: number): boolean {
   }
 }
 
-interface FdCalls { dup(fd: number): number; fcntl(fd: number, cmd: number, arg: number): number }
-let fdCalls: FdCalls | undefined;
 const F_GETFL = 3;
 const F_SETFL = 4;
 const F_SETPIPE_SZ = 1031;
@@ -110,20 +109,15 @@ const PIPE_BUFFER = 1 << 20;
  */
 function pipeSocket(fd: number): PipeSocketSource {
   let flags = -1;
+  let calls: FdCalls | undefined;
   return {
     async open(onread: OnRead) {
-      if (!fdCalls) {
-        const { libc } = await import('../sys/libc.js');
-        fdCalls = {
-          dup: libc.func('int dup(int)') as (fd: number) => number,
-          fcntl: libc.func('fcntl', 'int', ['int', 'int', 'int']) as (fd: number, cmd: number, arg: number) => number,
-        };
-      }
-      flags = fdCalls.fcntl(fd, F_GETFL, 0);
+      calls = await fdCalls();
+      flags = calls.fcntl(fd, F_GETFL, 0);
       // Only ever grown; failing is harmless (a socket, or a user over the kernel's pipe limits).
-      const size = fdCalls.fcntl(fd, F_GETPIPE_SZ, 0);
-      if (size >= 0 && size < PIPE_BUFFER) fdCalls.fcntl(fd, F_SETPIPE_SZ, PIPE_BUFFER);
-      const copy = fdCalls.dup(fd);
+      const size = calls.fcntl(fd, F_GETPIPE_SZ, 0);
+      if (size >= 0 && size < PIPE_BUFFER) calls.fcntl(fd, F_SETPIPE_SZ, PIPE_BUFFER);
+      const copy = calls.dup(fd);
       if (copy < 0) throw new Error(`cannot read the stream from fd ${fd}: dup failed`);
       // node:net is loaded only here: regular files never need it (it costs start-up time and memory).
       const { Socket } = await import('node:net');
@@ -133,7 +127,7 @@ function pipeSocket(fd: number): PipeSocketSource {
     },
     close(socket) {
       socket.destroy();
-      if (flags >= 0) fdCalls!.fcntl(fd, F_SETFL, flags);
+      if (flags >= 0) calls!.fcntl(fd, F_SETFL, flags);
     },
   };
 }
