@@ -7,43 +7,19 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { readStream, type ReaderOptions } from '../src/stream/reader.js';
+import { readStream } from '../src/stream/reader.js';
 import { encodeCommand, encodeStreamHeader } from '../src/stream/writer.js';
-import type { Command } from '../src/stream/commands.js';
+import { bigWriteStream, EDGE_SIZES, hashRecord, recordsDigest } from './helpers/big-write-stream.js';
 
 const bin = resolve(__dirname, '..', 'bin', 'btrfs-ts.js');
 let dir: string;
 beforeAll(() => { dir = mkdtempSync(join('/dev/shm', 'btrfs-ts-pipe-window-')); });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A v2 stream whose WRITEs have sizes around the window's 256 KiB carry room and read area, and larger. */
-function bigStream(seed: number): Buffer {
-  const sizes = [0, 7, 4096, 48 << 10, (256 << 10) - 30, 256 << 10, (256 << 10) + 1, (512 << 10) + 9, 1 << 20, 3 << 20];
-  const parts = [encodeStreamHeader(2)];
-  parts.push(encodeCommand({ cmd: 'subvol', path: Buffer.from('s'), uuid: Buffer.alloc(16, 1), ctransid: 5 }, 2));
-  let x = seed;
-  for (let i = 0; i < 100; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    const data = Buffer.alloc(sizes[x % sizes.length]!, i & 0xff);
-    if (data.length > 0) data[data.length - 1] = x & 0xff;
-    parts.push(encodeCommand({ cmd: 'write', path: Buffer.from(`f${i}`), offset: i * 4096, data }, 2));
-    parts.push(encodeCommand({ cmd: 'chmod', path: Buffer.from(`f${i}`), mode: 0o644 }, 2));
-  }
-  parts.push(encodeCommand({ cmd: 'end' }, 2));
-  return Buffer.concat(parts);
-}
-
-/** Digest of every record, computed while the record is current (reuseBuffers allows nothing else). */
-async function digest(source: string | number, opts: ReaderOptions): Promise<string> {
-  const h = createHash('sha256');
-  for await (const r of readStream(source, opts)) {
-    const c = r.command as Command & { path?: Buffer; data?: Buffer };
-    h.update(`${r.index}:${r.offset}:${r.stream}:${c.cmd}:`);
-    if (c.path) h.update(c.path);
-    if (c.data) h.update(c.data);
-  }
-  return h.digest('hex');
-}
+/** Also a WRITE just over 512 KiB: a command that fills a whole buffer's read area and more. */
+const SIZES = [...EDGE_SIZES.filter((n) => n !== (1 << 20) + 5), (512 << 10) + 9];
+const bigStream = (seed: number): Buffer => bigWriteStream(seed, SIZES, 100);
+const digest = recordsDigest;
 
 /**
  * Runs `fn` on the read end of a FIFO that a shell script fills from `file` (the script gets the file
@@ -90,12 +66,7 @@ describe('pipe window', () => {
       return all;
     });
     const h = createHash('sha256');
-    for (const r of kept) {
-      const c = r.command as Command & { path?: Buffer; data?: Buffer };
-      h.update(`${r.index}:${r.offset}:${r.stream}:${c.cmd}:`);
-      if (c.path) h.update(c.path);
-      if (c.data) h.update(c.data);
-    }
+    for (const r of kept) hashRecord(h, r);
     expect(h.digest('hex')).toBe(await digest(file, {}));
   });
 

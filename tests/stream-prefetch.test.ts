@@ -5,43 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
-import { readStream, type ReaderOptions } from '../src/stream/reader.js';
-import { encodeCommand, encodeStreamHeader } from '../src/stream/writer.js';
-import type { Command } from '../src/stream/commands.js';
+import { readStream } from '../src/stream/reader.js';
+import { bigWriteStream, recordsDigest } from './helpers/big-write-stream.js';
 
 let dir: string;
 beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'btrfs-ts-prefetch-')); });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A v2 stream whose WRITEs have sizes around the window's 256 KiB carry room and chunk, and larger. */
-function bigStream(seed: number): Buffer {
-  const sizes = [0, 7, 4096, 48 << 10, (256 << 10) - 30, 256 << 10, (256 << 10) + 1, 1 << 20, (1 << 20) + 5, 3 << 20];
-  const parts = [encodeStreamHeader(2)];
-  parts.push(encodeCommand({ cmd: 'subvol', path: Buffer.from('s'), uuid: Buffer.alloc(16, 1), ctransid: 5 }, 2));
-  let x = seed;
-  for (let i = 0; i < 120; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    const data = Buffer.alloc(sizes[x % sizes.length]!, i & 0xff);
-    if (data.length > 0) data[data.length - 1] = x & 0xff;
-    parts.push(encodeCommand({ cmd: 'write', path: Buffer.from(`f${i}`), offset: i * 4096, data }, 2));
-    parts.push(encodeCommand({ cmd: 'chmod', path: Buffer.from(`f${i}`), mode: 0o644 }, 2));
-  }
-  parts.push(encodeCommand({ cmd: 'end' }, 2));
-  return Buffer.concat(parts);
-}
-
-/** Digest of every record, computed while the record is current (reuseBuffers allows nothing else). */
-async function digest(source: string | number, opts: ReaderOptions): Promise<string> {
-  const h = createHash('sha256');
-  for await (const r of readStream(source, opts)) {
-    const c = r.command as Command & { path?: Buffer; data?: Buffer };
-    h.update(`${r.index}:${r.offset}:${r.stream}:${c.cmd}:`);
-    if (c.path) h.update(c.path);
-    if (c.data) h.update(c.data);
-  }
-  return h.digest('hex');
-}
+const bigStream = (seed: number): Buffer => bigWriteStream(seed);
+const digest = recordsDigest;
 
 describe('read-ahead window (reuseBuffers on a regular file)', () => {
   it('gives the records of the plain reader, commands larger than the carry room and the chunk included', async () => {
