@@ -31,6 +31,15 @@ describe('receive -e on a pipe reads nothing past the first END', () => {
     expect(readFileSync(join(tmp, 'rest')).equals(readFileSync(c))).toBe(true);
   });
 
+  it('-e grows the pipe to 1 MiB first (two reads per command wake the writer far less often)', () => {
+    const a = join(FIXTURES, 'full-v1.stream');
+    const getPipeSize = `python3 -c 'import fcntl; print(fcntl.fcntl(0, 1032))'`; // F_GETPIPE_SZ
+    const r = spawnSync('bash', ['-c', `cat '${a}' '${a}' | { ${getPipeSize}; "$NODE" "$CLI" receive --dump -e > /dev/null && ${getPipeSize}; cat > /dev/null; }`],
+      { encoding: 'utf8', env: { ...process.env, NODE: process.execPath, CLI } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n').map(Number)).toEqual([65536, 1 << 20]);
+  });
+
   it('without -e the whole pipe is read (all streams dumped)', () => {
     const a = join(FIXTURES, 'full-v1.stream');
     const r = sh(`cat '${a}' '${a}' | "$NODE" "$CLI" receive --dump > '${tmp}/both.dump'`);

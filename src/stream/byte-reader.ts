@@ -17,7 +17,7 @@ import { openReadAheadWindow } from './read-ahead-window.js';
 import { PipeWindow, type OnRead, type PipeSocketSource } from './pipe-window.js';
 import { seekBack } from './seek-back.js';
 import { allocAligned, READ_ALIGNMENT } from '../sys/aligned-buffer.js';
-import { fdCalls, type FdCalls } from '../sys/fd-calls.js';
+import { fdCalls, growPipe, type FdCalls } from '../sys/fd-calls.js';
 
 /** Size of the buffers file descriptors are read into. */
 export const FD_CHUNK_SIZE = 1024 * 1024;
@@ -90,20 +90,10 @@ function isPipeOrSocket(fd: number): boolean {
 
 const F_GETFL = 3;
 const F_SETFL = 4;
-const F_SETPIPE_SZ = 1031;
-const F_GETPIPE_SZ = 1032;
-/**
- * The buffer a pipe we read is grown to (from Linux's default 64 KiB): the writer then blocks, and wakes
- * us, far less often — `cat stream | btrfs-ts receive --dump` took 0.44–0.48 s instead of 0.53–0.70 s on
- * the compressed lab stream (a receive, which waits on the kernel, was the same). 1 MiB is what an
- * unprivileged process may ask for by default (/proc/sys/fs/pipe-max-size).
- */
-const PIPE_BUFFER = 1 << 20;
-
 /**
  * Pipes and sockets (e.g. `btrfs send | btrfs-ts receive`) are read through libuv's stream machinery
  * (fs.read on a pipe goes through the thread pool for every read and is about 4× slower), into the
- * window's own buffers (pipe-window.ts). The Socket gets a dup of the fd, so closing it leaves the
+ * window's own buffers (pipe-window.ts), once the pipe is grown (sys/fd-calls.ts). The Socket gets a dup of the fd, so closing it leaves the
  * caller's fd open, and the file status flags (libuv sets O_NONBLOCK on the shared open file) are
  * restored at the end.
  */
@@ -114,9 +104,7 @@ function pipeSocket(fd: number): PipeSocketSource {
     async open(onread: OnRead) {
       calls = await fdCalls();
       flags = calls.fcntl(fd, F_GETFL, 0);
-      // Only ever grown; failing is harmless (a socket, or a user over the kernel's pipe limits).
-      const size = calls.fcntl(fd, F_GETPIPE_SZ, 0);
-      if (size >= 0 && size < PIPE_BUFFER) calls.fcntl(fd, F_SETPIPE_SZ, PIPE_BUFFER);
+      await growPipe(fd);
       const copy = calls.dup(fd);
       if (copy < 0) throw new Error(`cannot read the stream from fd ${fd}: dup failed`);
       // node:net is loaded only here: regular files never need it (it costs start-up time and memory).

@@ -6,6 +6,7 @@
 // leaving the input exactly where the first stream ends.
 import { readSync } from 'node:fs';
 import type { ByteWindow } from './byte-reader.js';
+import { growPipe } from '../sys/fd-calls.js';
 
 /** Room for typical commands; a larger one gets a buffer of its own size. */
 const INITIAL_SIZE = 64 * 1024;
@@ -16,6 +17,7 @@ export class ExactFdWindow implements ByteWindow {
   pos = 0;
   end = 0;
   private eof = false;
+  private grown = false;
 
   /** @param reuse the caller keeps no Buffer from the window once it asks for more (openByteWindow). */
   constructor(private readonly fd: number, private readonly reuse: boolean) {}
@@ -23,6 +25,11 @@ export class ExactFdWindow implements ByteWindow {
   async ensure(n: number): Promise<boolean> {
     if (this.end - this.pos >= n) return true;
     if (this.eof) return false;
+    if (!this.grown) {
+      // Two reads per command: with a larger pipe the writer wakes us far less often (sys/fd-calls.ts).
+      this.grown = true;
+      await growPipe(this.fd);
+    }
     if (this.buf.length - this.pos < n && this.reuse && this.buf.length >= n) {
       this.buf.copyWithin(0, this.pos, this.end);
       this.end -= this.pos;

@@ -27,3 +27,20 @@ export async function fdCalls(): Promise<FdCalls> {
   }
   return calls;
 }
+
+const F_SETPIPE_SZ = 1031;
+const F_GETPIPE_SZ = 1032;
+/**
+ * The buffer a pipe we read is grown to (from Linux's default 64 KiB): the writer then blocks, and wakes
+ * us, far less often — `cat stream | btrfs-ts receive --dump` took 0.44–0.48 s instead of 0.53–0.70 s on
+ * the compressed lab stream, and with `-e` (two reads per command) the 1 GiB v1 stream 2.05–2.29 s instead
+ * of 2.8–3.9 s. 1 MiB is what an unprivileged process may ask for by default (/proc/sys/fs/pipe-max-size).
+ */
+export const PIPE_BUFFER = 1 << 20;
+
+/** Grows the pipe `fd` reads to PIPE_BUFFER; never shrinks it. Failing is harmless (a socket, or a user over the kernel's pipe limits). */
+export async function growPipe(fd: number): Promise<void> {
+  const calls = await fdCalls();
+  const size = calls.fcntl(fd, F_GETPIPE_SZ, 0);
+  if (size >= 0 && size < PIPE_BUFFER) calls.fcntl(fd, F_SETPIPE_SZ, PIPE_BUFFER);
+}
