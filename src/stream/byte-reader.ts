@@ -93,9 +93,9 @@ const F_SETFL = 4;
 /**
  * Pipes and sockets (e.g. `btrfs send | btrfs-ts receive`) are read through libuv's stream machinery
  * (fs.read on a pipe goes through the thread pool for every read and is about 4× slower), into the
- * window's own buffers (pipe-window.ts), once the pipe is grown (sys/fd-calls.ts). The Socket gets a dup of the fd, so closing it leaves the
- * caller's fd open, and the file status flags (libuv sets O_NONBLOCK on the shared open file) are
- * restored at the end.
+ * window's own buffers (pipe-window.ts), once the pipe is grown (sys/fd-calls.ts). The Socket gets a
+ * dup of the fd, so closing it leaves the caller's fd open, and the file status flags (libuv sets
+ * O_NONBLOCK on the shared open file) are restored at the end.
  */
 function pipeSocket(fd: number): PipeSocketSource {
   let flags = -1;

@@ -82,7 +82,7 @@ export class PipeWindow implements ByteWindow {
       buffer: () => this.landing.buf.subarray(this.landing.at),
       callback: (n) => this.onRead(n),
     });
-    // Reading runs only while ensure() waits: it resumes the socket.
+    // Nothing is read before the first ensure(), which resumes the socket (onRead says when to pause again).
     socket.pause();
     socket.on('end', () => this.finish(undefined));
     socket.on('close', () => this.finish(undefined));

@@ -36,7 +36,7 @@ const F_GETPIPE_SZ = 1032;
  * the compressed lab stream, and with `-e` (two reads per command) the 1 GiB v1 stream 2.05–2.29 s instead
  * of 2.8–3.9 s. 1 MiB is what an unprivileged process may ask for by default (/proc/sys/fs/pipe-max-size).
  */
-export const PIPE_BUFFER = 1 << 20;
+const PIPE_BUFFER = 1 << 20;
 
 /** Grows the pipe `fd` reads to PIPE_BUFFER; never shrinks it. Failing is harmless (a socket, or a user over the kernel's pipe limits). */
 export async function growPipe(fd: number): Promise<void> {
