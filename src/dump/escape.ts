@@ -2,6 +2,7 @@
 // space, "\\" for a backslash, and \ooo (3 octal digits) for any other byte that is not printable ASCII
 // (C locale isprint: 0x20..0x7e), which includes every byte >= 0x80.
 import type { OutBuffer } from './out-buffer.js';
+import { ViewCache, mayNeedEscape } from '../stream/word-scan.js';
 
 /** Escaped form per byte value: ESC_LEN[b] bytes at ESC_BYTES[4b..]. Length 1 = the byte itself. */
 const ESC_LEN = new Uint8Array(256);
@@ -18,11 +19,34 @@ const ESC_BYTES = new Uint8Array(1024);
   }
 }
 
+const sourceViews = new ViewCache();
+const outputViews = new ViewCache();
+
 /**
  * Escape `src[start..end)` into `buf` at `at` (room for 4 bytes per input byte must exist); returns
  * the new end. Printed width = bytes written, since every output byte is one character.
+ * Four bytes at a time while none of them needs escaping (word-scan.ts), then byte by byte.
  */
 export function escapeInto(buf: Buffer, at: number, src: Buffer, start = 0, end = src.length): number {
+  let p = at;
+  let i = start;
+  if (end - start >= 8) {
+    const from = sourceViews.of(src);
+    const to = outputViews.of(buf);
+    for (; i + 4 <= end; i += 4) {
+      const word = from.getInt32(i, true);
+      if (mayNeedEscape(word)) {
+        p = escapeBytes(buf, p, src, i, i + 4);
+      } else {
+        to.setInt32(p, word, true);
+        p += 4;
+      }
+    }
+  }
+  return escapeBytes(buf, p, src, i, end);
+}
+
+function escapeBytes(buf: Buffer, at: number, src: Buffer, start: number, end: number): number {
   let p = at;
   for (let i = start; i < end; i++) {
     const b = src[i]!;

@@ -7,6 +7,7 @@
 import type { Command, Timespec } from './commands.js';
 import { Attr, ATTR_MAX, ATTR_NAMES, Cmd, COMMAND_NAMES, COMMAND_HEADER_SIZE } from './protocol.js';
 import { StreamError, describeCommand } from './errors.js';
+import { indexOfZero } from './word-scan.js';
 
 const slotGen = new Uint32Array(ATTR_MAX + 1);
 const slotStart = new Int32Array(ATTR_MAX + 1);
@@ -94,11 +95,7 @@ function str(t: number): Buffer {
 /** Where a checked string attribute starts in the frame's buffer (its length: slotLen). */
 function strStart(t: number): number {
   const s = need(t, -1);
-  const e = s + slotLen[t]!;
-  const b = cBuf;
-  for (let i = s; i < e; i++) {
-    if (b[i] === 0) fail(`attribute ${ATTR_NAMES[t]} contains a NUL byte`, slotTlv[t]!);
-  }
+  if (indexOfZero(cBuf, s, s + slotLen[t]!) >= 0) fail(`attribute ${ATTR_NAMES[t]} contains a NUL byte`, slotTlv[t]!);
   return s;
 }
 

@@ -1,0 +1,53 @@
+// Byte scans four bytes at a time (SWAR: "SIMD within a register"), for the paths every command carries.
+// A JavaScript loop over a Buffer costs a bounds-checked load per byte; a DataView reads four at once, and
+// a few integer operations tell whether any of the four is interesting. The dump checks and escapes ~300k
+// paths of a 1 GiB stream: a word at a time takes about 40 % of the byte loop's time (measured in
+// docs/benchmarks.md, "What we tried").
+//
+// Each test below may also flag a word whose bytes are all fine (a borrow or carry out of a flagged byte
+// spills into its neighbour), never the reverse: callers re-check a flagged word byte by byte.
+
+/** A DataView over exactly a buffer's bytes, the last one kept: the same few buffers recur (one per role). */
+export class ViewCache {
+  private buffer: Uint8Array | undefined;
+  private view: DataView | undefined;
+
+  of(buf: Uint8Array): DataView {
+    if (buf !== this.buffer) {
+      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      this.buffer = buf;
+    }
+    return this.view!;
+  }
+}
+
+const zeroScanViews = new ViewCache();
+
+/** Nonzero when a byte of the little-endian word `v` may be zero. */
+export function mayHoldZero(v: number): number {
+  return (v - 0x01010101) & ~v & 0x80808080;
+}
+
+/**
+ * Nonzero when a byte of `v` may need escaping in a dump: below 0x21 (controls and the space), above 0x7e
+ * (DEL and every byte with the top bit set), or a backslash (0x5c).
+ */
+export function mayNeedEscape(v: number): number {
+  const backslashes = v ^ 0x5c5c5c5c;
+  return (((v - 0x21212121) & ~v) | (v + 0x01010101) | v | mayHoldZero(backslashes)) & 0x80808080;
+}
+
+/** Index of the first zero byte in `buf[start..end)`, or -1. */
+export function indexOfZero(buf: Uint8Array, start: number, end: number): number {
+  let i = start;
+  if (end - start >= 8) {
+    const view = zeroScanViews.of(buf);
+    for (; i + 4 <= end; i += 4) {
+      if (mayHoldZero(view.getInt32(i, true))) break;
+    }
+  }
+  for (; i < end; i++) {
+    if (buf[i] === 0) return i;
+  }
+  return -1;
+}
