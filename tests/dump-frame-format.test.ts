@@ -104,6 +104,12 @@ const FAST: Array<{ version: number; cmd: number; attrs: RawAttr[] }> = [
     attrs: [tlv(Attr.PATH, 'd/f'), tlv(Attr.ATIME, time(-1, 5)), tlv(Attr.MTIME, time(1_700_000_000)), tlv(Attr.CTIME, time(0)), tlv(Attr.OTIME, time(12))],
   },
   {
+    // Three seconds that share a slot of the time text cache (1024 slots): each line must still show its own.
+    version: 1, cmd: Cmd.UTIMES,
+    attrs: [tlv(Attr.PATH, 'd/f'), tlv(Attr.ATIME, time(1_700_000_000)), tlv(Attr.MTIME, time(1_700_000_000 + 1024)),
+      tlv(Attr.CTIME, time(1_700_000_000 - 7 * 1024))],
+  },
+  {
     version: 2, cmd: Cmd.ENCODED_WRITE,
     attrs: [tlv(Attr.PATH, 'd/f'), tlv(Attr.FILE_OFFSET, u64le(8192)), tlv(Attr.UNENCODED_FILE_LEN, u64le(4000)),
       tlv(Attr.UNENCODED_LEN, u64le(4096)), tlv(Attr.UNENCODED_OFFSET, u64le(0)), tlv(Attr.COMPRESSION, u32le(3)),

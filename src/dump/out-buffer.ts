@@ -1,11 +1,14 @@
 // Output for dumps: lines are assembled in one large Buffer and written to a file descriptor in big
 // chunks (a syscall per ~1 MiB, not per line). Raw bytes (names that are not UTF-8) go in untouched.
 import { writeSync } from 'node:fs';
+import { pieceLength, pieceStart, type Piece } from './text-table.js';
 
 const DEFAULT_CHUNK = 1 << 20;
 
 export class OutBuffer {
   private buf: Buffer;
+  /** The same bytes as `buf`, for writing four at a time. */
+  private view: DataView;
   private pos = 0;
   /** Bytes handed to the sink so far. */
   written = 0;
@@ -16,13 +19,30 @@ export class OutBuffer {
    */
   constructor(private readonly sink: number | ((chunk: Buffer) => void), chunkSize = DEFAULT_CHUNK) {
     this.buf = Buffer.allocUnsafe(chunkSize);
+    this.view = viewOf(this.buf);
   }
 
   /** Make room for `n` more bytes (flushing, or growing for a single huge item). */
   private room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     this.flush();
-    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n);
+    if (n > this.buf.length) {
+      this.buf = Buffer.allocUnsafe(n);
+      this.view = viewOf(this.buf);
+    }
+  }
+
+  /** Append a fixed text from a text table (text-table.ts), a word at a time. */
+  text(table: DataView, piece: Piece): void {
+    const length = pieceLength(piece);
+    // Whole words: up to 3 bytes past the text are written too, then overwritten by what follows.
+    this.room(length + 3);
+    const to = this.view;
+    let from = pieceStart(piece);
+    let p = this.pos;
+    const end = p + length;
+    for (; p < end; p += 4, from += 4) to.setInt32(p, table.getInt32(from, true), true);
+    this.pos = end;
   }
 
   /** Append a string whose characters are all < 256 (ASCII text we generate). */
@@ -99,11 +119,11 @@ export class OutBuffer {
 
   /** `count` spaces. */
   spaces(count: number): void {
-    this.room(count);
-    const buf = this.buf;
-    let p = this.pos;
-    for (let i = 0; i < count; i++) buf[p++] = 0x20;
-    this.pos = p;
+    this.room(count + 3);
+    const to = this.view;
+    const p = this.pos;
+    for (let i = 0; i < count; i += 4) to.setInt32(p + i, 0x20202020, true);
+    this.pos = p + count;
   }
 
   /** Direct access for tight loops: reserve `n` bytes, write them at the returned offset, then commit. */
@@ -122,6 +142,11 @@ export class OutBuffer {
     return this.buf;
   }
 
+  /** `buffer` as a DataView (the same bytes). */
+  get dataView(): DataView {
+    return this.view;
+  }
+
   get position(): number {
     return this.pos;
   }
@@ -138,6 +163,10 @@ export class OutBuffer {
     this.written += this.pos;
     this.pos = 0;
   }
+}
+
+function viewOf(buf: Buffer): DataView {
+  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));

@@ -15,8 +15,10 @@ import type { Command, Uuid } from '../stream/commands.js';
 import { formatLocalTime, loadZone, type Zone } from './localtime.js';
 import { escapeInto, writeEscaped } from './escape.js';
 import type { OutBuffer } from './out-buffer.js';
+import { pieceStart, pieceText, textTable, type Piece } from './text-table.js';
+import { TimeTexts } from './time-texts.js';
 import { field } from '../stream/decode.js';
-import { Attr, Cmd } from '../stream/protocol.js';
+import { Attr, Cmd, COMMAND_NAMES, type CommandName } from '../stream/protocol.js';
 
 const PATH_MAX = 4096;
 const SLASH = 0x2f;
@@ -66,12 +68,26 @@ export function formatUuid(uuid: Uuid): string {
 const TITLE_WIDTH = 16;
 const PATH_WIDTH = 32;
 const ROOT = Buffer.from('.');
-const TITLES = new Map<string, Buffer>();
 
-function titleBytes(name: string): Buffer {
-  let t = TITLES.get(name);
-  if (t === undefined) TITLES.set(name, (t = Buffer.from(name.padEnd(TITLE_WIDTH, ' '), 'latin1')));
-  return t;
+/** Every command's name padded to the title width (16 bytes: four words). */
+const TITLES = textTable(
+  Object.fromEntries(COMMAND_NAMES.map((name) => [name, name.padEnd(TITLE_WIDTH, ' ')])) as Record<CommandName | 'unspec', string>,
+);
+/** Title pieces by command number. */
+const TITLE_OF_CMD: readonly Piece[] = COMMAND_NAMES.map((name) => TITLES.piece[name]);
+
+/** The field labels of the commands printed straight from their frame. */
+const LABELS = textTable({
+  dest: 'dest=', offset: 'offset=', len: ' len=', size: 'size=', mode: 'mode=', gid: 'gid=', uid: ' uid=',
+  atime: 'atime=', mtime: ' mtime=', ctime: ' ctime=', unencodedFileLen: ', unencoded_file_len=',
+  unencodedLen: ', unencoded_len=', unencodedOffset: ', unencoded_offset=', compression: ', compression=',
+  encryption: ', encryption=',
+});
+const L = LABELS.piece;
+
+/** The command name of a title piece (error messages). */
+function titleName(title: Piece): string {
+  return pieceText(TITLES.view, title).trimEnd();
 }
 
 export class ProgsDumpFormatter {
@@ -80,13 +96,19 @@ export class ProgsDumpFormatter {
   /** subvolPath without one trailing slash, raw and escaped: the prefix of every other path. */
   private prefixRaw: Buffer = ROOT;
   private prefixEsc: Buffer = ROOT;
+  /** prefixEsc and a slash, with room to copy it out in whole words; its length and its room. */
+  private prefixSlash = new DataView(new ArrayBuffer(8));
+  private prefixSlashLength = 0;
+  private prefixSlashRoom = 8;
   private readonly zone: Zone;
   /** Recent time texts: a stream repeats the same few timestamps a lot. */
   private times = new Map<number, string>();
-  private timeBufs = new Map<number, Buffer>();
+  private readonly timeTexts: TimeTexts;
 
   constructor(private readonly out: OutBuffer, opts: { zone?: Zone } = {}) {
     this.zone = opts.zone ?? loadZone();
+    this.timeTexts = new TimeTexts(this.zone);
+    this.setSubvol(ROOT);
   }
 
   /** Start of a new concatenated stream: progs starts each receive from the top again. */
@@ -99,6 +121,13 @@ export class ProgsDumpFormatter {
     this.prefixRaw = full.subarray(0, trimSlash(full));
     const esc = Buffer.allocUnsafe(this.prefixRaw.length * 4);
     this.prefixEsc = esc.subarray(0, escapeInto(esc, 0, this.prefixRaw));
+    const n = this.prefixEsc.length + 1;
+    const withSlash = Buffer.alloc((n + 3) & ~3);
+    this.prefixEsc.copy(withSlash);
+    withSlash[n - 1] = SLASH;
+    this.prefixSlash = new DataView(withSlash.buffer, withSlash.byteOffset, withSlash.byteLength);
+    this.prefixSlashLength = n;
+    this.prefixSlashRoom = withSlash.length;
   }
 
   private checkLength(p: Buffer, title: string): void {
@@ -109,34 +138,43 @@ export class ProgsDumpFormatter {
    * Title, escaped `<subvol>/<p>` and the padding before the details (or the newline when there are
    * none), written straight into the output: no joined path is built.
    */
-  private head(name: string, p: Buffer, details: boolean): void {
-    this.headOf(name, p, 0, p.length, details);
+  private head(name: CommandName, p: Buffer, details: boolean): void {
+    this.headOf(TITLES.piece[name], p, 0, p.length, details);
   }
 
-  /** head() for the path at src[start..end). */
-  private headOf(name: string, src: Buffer, start: number, end: number, details: boolean): void {
+  /**
+   * head() for the path at src[start..end), with the title piece of its command. The fixed parts are
+   * written a word (4 bytes) at a time; a word may run past its part, into bytes written next.
+   */
+  private headOf(title: Piece, src: Buffer, start: number, end: number, details: boolean): void {
     const n = end - start;
-    if (this.subvolPath.length + n + 2 >= PATH_MAX) pathCat(this.subvolPath, src.subarray(start, end), name); // throws
-    const title = titleBytes(name);
-    const prefix = this.prefixEsc;
+    if (this.subvolPath.length + n + 2 >= PATH_MAX) pathCat(this.subvolPath, src.subarray(start, end), titleName(title)); // throws
     const out = this.out;
-    out.reserveRoom(TITLE_WIDTH + prefix.length + 1 + 4 * n + PATH_WIDTH + 1);
+    const prefix = this.prefixSlash;
+    const prefixLength = this.prefixSlashLength;
+    out.reserveRoom(TITLE_WIDTH + this.prefixSlashRoom + 4 * n + PATH_WIDTH + 4);
     const buf = out.buffer;
+    const to = out.dataView;
     let q = out.position;
-    for (let i = 0; i < TITLE_WIDTH; i++) buf[q++] = title[i]!;
+    const titles = TITLES.view;
+    const t = pieceStart(title);
+    to.setInt32(q, titles.getInt32(t, true), true);
+    to.setInt32(q + 4, titles.getInt32(t + 4, true), true);
+    to.setInt32(q + 8, titles.getInt32(t + 8, true), true);
+    to.setInt32(q + 12, titles.getInt32(t + 12, true), true);
+    q += TITLE_WIDTH;
     const pathStart = q;
-    // The prefix is short ("./snap"): a loop beats a native copy.
-    for (let i = 0; i < prefix.length; i++) buf[q++] = prefix[i]!;
-    buf[q++] = SLASH;
-    q = escapeInto(buf, q, src, start, n > 0 && src[end - 1] === SLASH ? end - 1 : end);
+    for (let i = 0; i < prefixLength; i += 4) to.setInt32(q + i, prefix.getInt32(i, true), true);
+    q = escapeInto(buf, q + prefixLength, src, start, n > 0 && src[end - 1] === SLASH ? end - 1 : end);
     if (!details) {
       buf[q++] = 0x0a;
     } else {
       const width = q - pathStart;
       const pad = width < PATH_WIDTH ? PATH_WIDTH - width : 1;
-      for (let i = 0; i < pad; i++) buf[q++] = 0x20;
+      for (let i = 0; i < pad; i += 4) to.setInt32(q + i, 0x20202020, true);
+      q += pad;
     }
-    this.out.commit(q);
+    out.commit(q);
   }
 
   /** Head for subvol/snapshot, whose path becomes the new prefix. */
@@ -156,13 +194,13 @@ export class ProgsDumpFormatter {
     const n = end - start;
     if (this.subvolPath.length + n + 2 >= PATH_MAX) pathCat(this.subvolPath, src.subarray(start, end), title); // throws
     const out = this.out;
-    const prefix = this.prefixEsc;
-    out.reserveRoom(prefix.length + 1 + 4 * n);
-    const buf = out.buffer;
-    let q = out.position;
-    for (let i = 0; i < prefix.length; i++) buf[q++] = prefix[i]!;
-    buf[q++] = SLASH;
-    this.out.commit(escapeInto(buf, q, src, start, n > 0 && src[end - 1] === SLASH ? end - 1 : end));
+    const prefix = this.prefixSlash;
+    const prefixLength = this.prefixSlashLength;
+    out.reserveRoom(this.prefixSlashRoom + 4 * n);
+    const to = out.dataView;
+    const q = out.position;
+    for (let i = 0; i < prefixLength; i += 4) to.setInt32(q + i, prefix.getInt32(i, true), true);
+    out.commit(escapeInto(out.buffer, q + prefixLength, src, start, n > 0 && src[end - 1] === SLASH ? end - 1 : end));
   }
 
   /** `<subvol>/<p>` raw, as a detail (6.2 prints clone sources unescaped). */
@@ -173,15 +211,6 @@ export class ProgsDumpFormatter {
     this.out.bytes(p, 0, trimSlash(p));
   }
 
-  /** A time's text as bytes, cached like time(). */
-  private timeBytes(sec: number): Buffer {
-    let t = this.timeBufs.get(sec);
-    if (t === undefined) {
-      if (this.timeBufs.size >= 4096) this.timeBufs.clear();
-      this.timeBufs.set(sec, (t = Buffer.from(formatLocalTime(sec, this.zone), 'latin1')));
-    }
-    return t;
-  }
 
   /**
    * The common commands printed straight from their frame (scanFrame was called), reading the fields
@@ -192,18 +221,19 @@ export class ProgsDumpFormatter {
     const out = this.out;
     const F = field;
     const A = Attr;
+    const labels = LABELS.view;
     switch (cmdNum) {
       case Cmd.MKFILE:
       case Cmd.MKDIR: {
         const p = F.str(A.PATH);
         F.u64(A.INO);
-        this.headOf(cmdNum === Cmd.MKFILE ? 'mkfile' : 'mkdir', buf, p, p + F.length(A.PATH), false);
+        this.headOf(TITLE_OF_CMD[cmdNum]!, buf, p, p + F.length(A.PATH), false);
         return true;
       }
       case Cmd.UNLINK:
       case Cmd.RMDIR: {
         const p = F.str(A.PATH);
-        this.headOf(cmdNum === Cmd.UNLINK ? 'unlink' : 'rmdir', buf, p, p + F.length(A.PATH), false);
+        this.headOf(TITLE_OF_CMD[cmdNum]!, buf, p, p + F.length(A.PATH), false);
         return true;
       }
       case Cmd.RENAME: {
@@ -211,8 +241,8 @@ export class ProgsDumpFormatter {
         const to = F.str(A.PATH_TO);
         const toEnd = to + F.length(A.PATH_TO);
         if (this.subvolPath.length + (toEnd - to) + 2 >= PATH_MAX) pathCat(this.subvolPath, buf.subarray(to, toEnd), 'rename');
-        this.headOf('rename', buf, p, p + F.length(A.PATH), true);
-        out.latin1('dest=');
+        this.headOf(TITLE_OF_CMD[cmdNum]!, buf, p, p + F.length(A.PATH), true);
+        out.text(labels, L.dest);
         this.escapedFullOf(buf, to, toEnd, 'rename');
         out.byte(0x0a);
         return true;
@@ -221,10 +251,10 @@ export class ProgsDumpFormatter {
         const p = F.str(A.PATH);
         const offset = F.u64(A.FILE_OFFSET);
         F.bin(A.DATA);
-        this.headOf('write', buf, p, p + F.length(A.PATH), true);
-        out.latin1('offset=');
+        this.headOf(TITLE_OF_CMD[cmdNum]!, buf, p, p + F.length(A.PATH), true);
+        out.text(labels, L.offset);
         out.decimal(offset);
-        out.latin1(' len=');
+        out.text(labels, L.len);
         out.decimal(F.length(A.DATA));
         out.byte(0x0a);
         return true;
@@ -232,8 +262,8 @@ export class ProgsDumpFormatter {
       case Cmd.TRUNCATE: {
         const p = F.str(A.PATH);
         const size = F.u64(A.SIZE);
-        this.headOf('truncate', buf, p, p + F.length(A.PATH), true);
-        out.latin1('size=');
+        this.headOf(TITLE_OF_CMD[cmdNum]!, buf, p, p + F.length(A.PATH), true);
+        out.text(labels, L.size);
         out.decimal(size);
         out.byte(0x0a);
         return true;
@@ -241,8 +271,8 @@ export class ProgsDumpFormatter {
       case Cmd.CHMOD: {
         const p = F.str(A.PATH);
         const mode = F.u64(A.MODE);
-        this.headOf('chmod', buf, p, p + F.length(A.PATH), true);
-        out.latin1('mode=');
+        this.headOf(TITLE_OF_CMD[cmdNum]!, buf, p, p + F.length(A.PATH), true);
+        out.text(labels, L.mode);
         out.octal(mode);
         out.byte(0x0a);
         return true;
@@ -251,10 +281,10 @@ export class ProgsDumpFormatter {
         const p = F.str(A.PATH);
         const uid = F.u64(A.UID);
         const gid = F.u64(A.GID);
-        this.headOf('chown', buf, p, p + F.length(A.PATH), true);
-        out.latin1('gid=');
+        this.headOf(TITLE_OF_CMD[cmdNum]!, buf, p, p + F.length(A.PATH), true);
+        out.text(labels, L.gid);
         out.decimal(gid);
-        out.latin1(' uid=');
+        out.text(labels, L.uid);
         out.decimal(uid);
         out.byte(0x0a);
         return true;
@@ -265,16 +295,15 @@ export class ProgsDumpFormatter {
         const mtime = F.timeSec(A.MTIME);
         const ctime = F.timeSec(A.CTIME);
         if (F.present(A.OTIME)) F.timeSec(A.OTIME);
-        const a = this.timeBytes(atime);
-        const m = this.timeBytes(mtime);
-        const c = this.timeBytes(ctime);
-        this.headOf('utimes', buf, p, p + F.length(A.PATH), true);
-        out.latin1('atime=');
-        out.bytes(a);
-        out.latin1(' mtime=');
-        out.bytes(m);
-        out.latin1(' ctime=');
-        out.bytes(c);
+        this.headOf(TITLE_OF_CMD[cmdNum]!, buf, p, p + F.length(A.PATH), true);
+        // Each piece is copied before the next is asked for: two seconds may share a cache slot.
+        const times = this.timeTexts;
+        out.text(labels, L.atime);
+        out.text(times.view, times.piece(atime));
+        out.text(labels, L.mtime);
+        out.text(times.view, times.piece(mtime));
+        out.text(labels, L.ctime);
+        out.text(times.view, times.piece(ctime));
         out.byte(0x0a);
         return true;
       }
@@ -287,20 +316,20 @@ export class ProgsDumpFormatter {
         const compression = F.present(A.COMPRESSION) ? F.u32(A.COMPRESSION) : 0;
         const encryption = F.present(A.ENCRYPTION) ? F.u32(A.ENCRYPTION) : 0;
         F.bin(A.DATA);
-        this.headOf('encoded_write', buf, p, p + F.length(A.PATH), true);
-        out.latin1('offset=');
+        this.headOf(TITLE_OF_CMD[cmdNum]!, buf, p, p + F.length(A.PATH), true);
+        out.text(labels, L.offset);
         out.decimal(offset);
-        out.latin1(' len=');
+        out.text(labels, L.len);
         out.decimal(F.length(A.DATA));
-        out.latin1(', unencoded_file_len=');
+        out.text(labels, L.unencodedFileLen);
         out.decimal(fileLen);
-        out.latin1(', unencoded_len=');
+        out.text(labels, L.unencodedLen);
         out.decimal(len);
-        out.latin1(', unencoded_offset=');
+        out.text(labels, L.unencodedOffset);
         out.decimal(at);
-        out.latin1(', compression=');
+        out.text(labels, L.compression);
         out.decimal(compression);
-        out.latin1(', encryption=');
+        out.text(labels, L.encryption);
         out.decimal(encryption);
         out.byte(0x0a);
         return true;
