@@ -1,6 +1,7 @@
-// The dump's fixed texts and time texts, copied out a word (4 bytes) at a time: every text arrives whole
-// and nothing after it survives the overcopy, at any output position and across flushes; time texts
-// that share a cache slot never show each other's text.
+// The dump's output buffer: fixed texts and time texts copied out a word (4 bytes) at a time (every text
+// arrives whole and nothing after it survives the overcopy, at any output position and across flushes;
+// time texts that share a cache slot never show each other's text), and the chunks it hands on (a small
+// first one, then whole buffers; items larger than either).
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { OutBuffer } from '../src/dump/out-buffer.js';
@@ -72,5 +73,32 @@ describe('time texts', () => {
     fc.assert(fc.property(fc.integer({ min: -(2 ** 40), max: 2 ** 40 }), (sec) => {
       expect(collect(64, (out) => out.text(times.view, times.piece(sec)))).toBe(formatLocalTime(sec, berlin));
     }), { numRuns: 2000 });
+  });
+});
+
+describe('chunks', () => {
+  it('the first chunk is at most 64 KiB, the next ones fill the buffer; nothing is lost or reordered', () => {
+    const chunks: Buffer[] = [];
+    const out = new OutBuffer((c) => chunks.push(c));
+    const line = Buffer.from('0123456789abcdef'.repeat(6) + '\n');
+    for (let i = 0; i < 40_000; i++) out.bytes(line);
+    out.flush();
+    expect(chunks[0]!.length).toBeLessThanOrEqual(64 * 1024);
+    expect(chunks[0]!.length).toBeGreaterThan(64 * 1024 - line.length);
+    expect(chunks[1]!.length).toBeGreaterThan(1024 * 1024 - line.length);
+    expect(Buffer.concat(chunks).equals(Buffer.concat(Array.from({ length: 40_000 }, () => line)))).toBe(true);
+  });
+
+  it('an item larger than the first chunk, or than the buffer, arrives whole', () => {
+    const chunks: Buffer[] = [];
+    const out = new OutBuffer((c) => chunks.push(c), 128 * 1024);
+    const big = Buffer.alloc(100 * 1024, 0x61);
+    const huge = Buffer.alloc(300 * 1024, 0x62);
+    out.byte(0x0a);
+    out.bytes(big);
+    out.bytes(huge);
+    out.text(table.view, table.piece.b);
+    out.flush();
+    expect(Buffer.concat(chunks).toString('latin1')).toBe('\n' + big.toString('latin1') + huge.toString('latin1') + 'offset=');
   });
 });
