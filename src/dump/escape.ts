@@ -21,55 +21,45 @@ const ESC_BYTES = new Uint8Array(1024);
 
 const sourceViews = new ViewCache();
 const outputViews = new ViewCache();
+/** ESC_BYTES as a DataView, to copy a byte's escaped form as one word (ESC_LEN[b] bytes of it count). */
+const ESCAPES = new DataView(ESC_BYTES.buffer);
 
 /**
  * Escape `src[start..end)` into `buf` at `at` (room for 4 bytes per input byte must exist); returns
  * the new end. Printed width = bytes written, since every output byte is one character.
- * Four bytes at a time while none of them needs escaping (word-scan.ts), then byte by byte.
+ * Four bytes at a time while none of them needs escaping (word-scan.ts), else one byte, whose escaped form
+ * is written as a whole word: the same few operations whether the byte needs escaping or not, so no branch
+ * goes unused until a rare byte comes (which would throw V8's optimized code away).
  */
-export function escapeInto(buf: Buffer, at: number, src: Buffer, start = 0, end = src.length): number {
-  let p = at;
-  let i = start;
-  if (end - start >= 8) {
-    const from = sourceViews.of(src);
-    const to = outputViews.of(buf);
-    for (; i + 4 <= end; i += 4) {
+export function escapeInto(buf: Buffer, at: number, src: Buffer, start: number, end: number): number {
+  const from = sourceViews.of(src);
+  const to = outputViews.of(buf);
+  const shift = src.byteOffset; // src[i] is from's byte shift + i
+  const base = buf.byteOffset; // buf[p] is to's byte base + p
+  let i = shift + start;
+  const stop = shift + end;
+  let q = base + at;
+  while (i < stop) {
+    if (i + 4 <= stop) {
       const word = from.getInt32(i, true);
-      if (mayNeedEscape(word)) {
-        p = escapeBytes(buf, p, src, i, i + 4);
-      } else {
-        to.setInt32(p, word, true);
-        p += 4;
+      if (mayNeedEscape(word) === 0) {
+        to.setInt32(q, word, true);
+        q += 4;
+        i += 4;
+        continue;
       }
     }
+    const b = from.getUint8(i++);
+    to.setInt32(q, ESCAPES.getInt32(4 * b, true), true);
+    q += ESC_LEN[b]!;
   }
-  return escapeBytes(buf, p, src, i, end);
-}
-
-function escapeBytes(buf: Buffer, at: number, src: Buffer, start: number, end: number): number {
-  let p = at;
-  for (let i = start; i < end; i++) {
-    const b = src[i]!;
-    const n = ESC_LEN[b]!;
-    if (n === 1) {
-      buf[p++] = b;
-    } else {
-      const e = 4 * b;
-      buf[p++] = 0x5c;
-      buf[p++] = ESC_BYTES[e + 1]!;
-      if (n === 4) {
-        buf[p++] = ESC_BYTES[e + 2]!;
-        buf[p++] = ESC_BYTES[e + 3]!;
-      }
-    }
-  }
-  return p;
+  return q - base;
 }
 
 /** Append `src` escaped; returns the number of characters printed (what progs pads against). */
 export function writeEscaped(out: OutBuffer, src: Buffer): number {
   const { buf, at } = out.reserve(src.length * 4);
-  const end = escapeInto(buf, at, src);
+  const end = escapeInto(buf, at, src, 0, src.length);
   out.commit(end);
   return end - at;
 }
@@ -77,5 +67,5 @@ export function writeEscaped(out: OutBuffer, src: Buffer): number {
 /** The escaped form as a string (tests, messages). */
 export function escapeToString(src: Buffer): string {
   const buf = Buffer.allocUnsafe(src.length * 4);
-  return buf.toString('latin1', 0, escapeInto(buf, 0, src));
+  return buf.toString('latin1', 0, escapeInto(buf, 0, src, 0, src.length));
 }

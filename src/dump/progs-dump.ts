@@ -131,7 +131,7 @@ export class ProgsDumpFormatter {
     this.subvolPath = full;
     this.prefixRaw = full.subarray(0, trimSlash(full));
     const esc = Buffer.allocUnsafe(this.prefixRaw.length * 4);
-    this.prefixEsc = esc.subarray(0, escapeInto(esc, 0, this.prefixRaw));
+    this.prefixEsc = esc.subarray(0, escapeInto(esc, 0, this.prefixRaw, 0, this.prefixRaw.length));
     const n = this.prefixEsc.length + 1;
     const withSlash = Buffer.alloc((n + 3) & ~3);
     this.prefixEsc.copy(withSlash);

@@ -154,20 +154,23 @@ export class FrameParser {
       }
       const buf = w.buf;
       const p = w.pos;
-      if (w.end - p < COMMAND_HEADER_SIZE) {
-        this.stage = IN_COMMAND_HEADER;
-        return (this.need = COMMAND_HEADER_SIZE);
+      const available = w.end - p;
+      let frameLen = COMMAND_HEADER_SIZE;
+      let cmdNum = 0;
+      if (available >= COMMAND_HEADER_SIZE) {
+        const len = readU32(buf, p);
+        cmdNum = buf[p + 4]! | (buf[p + 5]! << 8);
+        if (len > this.maxCommandSize) {
+          const name = commandName(cmdNum);
+          throw new StreamError(`command too large: ${describeCommand(this.index + 1, name)} at byte ${this.offset} has a ` +
+            `${len}-byte body, above the limit of ${this.maxCommandSize}`, this.offset, this.index + 1, name);
+        }
+        frameLen = COMMAND_HEADER_SIZE + len;
       }
-      const len = readU32(buf, p);
-      const cmdNum = buf[p + 4]! | (buf[p + 5]! << 8);
-      if (len > this.maxCommandSize) {
-        const name = commandName(cmdNum);
-        throw new StreamError(`command too large: ${describeCommand(this.index + 1, name)} at byte ${this.offset} has a ` +
-          `${len}-byte body, above the limit of ${this.maxCommandSize}`, this.offset, this.index + 1, name);
-      }
-      const frameLen = COMMAND_HEADER_SIZE + len;
-      if (w.end - p < frameLen) {
-        this.stage = IN_COMMAND_BODY;
+      // One way out for an unfinished header and an unfinished body: the second happens at almost every
+      // refill, the first rarely, and a way out that V8 first sees after optimizing would cost a recompile.
+      if (available < frameLen) {
+        this.stage = available < COMMAND_HEADER_SIZE ? IN_COMMAND_HEADER : IN_COMMAND_BODY;
         this.pendingCmd = cmdNum;
         return (this.need = frameLen);
       }
@@ -192,7 +195,7 @@ export class FrameParser {
       this.cmdNum = cmdNum;
       this.buf = buf;
       this.frame = p;
-      this.len = len;
+      this.len = frameLen - COMMAND_HEADER_SIZE;
       this.at = at;
       if (cmdNum === Cmd.END) {
         if (this.stopAtFirstEnd) this.finished = true;

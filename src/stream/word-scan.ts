@@ -7,15 +7,20 @@
 // Each test below may also flag a word whose bytes are all fine (a borrow or carry out of a flagged byte
 // spills into its neighbour), never the reverse: callers re-check a flagged word byte by byte.
 
-/** A DataView over exactly a buffer's bytes, the last one kept: the same few buffers recur (one per role). */
+/**
+ * A DataView over a buffer's whole backing ArrayBuffer (index it at buf.byteOffset + i), the last one kept.
+ * Keyed by the ArrayBuffer, not the Buffer: the paths of commands are subarrays of one window buffer, so
+ * the view is made once, and V8's optimized code never meets the path that makes a new one (reaching code
+ * it has never run would throw the optimized code away).
+ */
 export class ViewCache {
-  private buffer: Uint8Array | undefined;
+  private backing: ArrayBufferLike | undefined;
   private view: DataView | undefined;
 
   of(buf: Uint8Array): DataView {
-    if (buf !== this.buffer) {
-      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-      this.buffer = buf;
+    if (buf.buffer !== this.backing) {
+      this.backing = buf.buffer;
+      this.view = new DataView(buf.buffer);
     }
     return this.view!;
   }
@@ -39,15 +44,13 @@ export function mayNeedEscape(v: number): number {
 
 /** Index of the first zero byte in `buf[start..end)`, or -1. */
 export function indexOfZero(buf: Uint8Array, start: number, end: number): number {
-  let i = start;
-  if (end - start >= 8) {
-    const view = zeroScanViews.of(buf);
-    for (; i + 4 <= end; i += 4) {
-      if (mayHoldZero(view.getInt32(i, true))) break;
-    }
-  }
-  for (; i < end; i++) {
-    if (buf[i] === 0) return i;
+  const view = zeroScanViews.of(buf);
+  const shift = buf.byteOffset; // buf[i] is the view's byte shift + i
+  let i = shift + start;
+  const stop = shift + end;
+  while (i + 4 <= stop && mayHoldZero(view.getInt32(i, true)) === 0) i += 4;
+  for (; i < stop; i++) {
+    if (view.getUint8(i) === 0) return i - shift;
   }
   return -1;
 }
