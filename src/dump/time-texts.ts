@@ -1,6 +1,6 @@
 // The dump's time texts ("2026-12-07T03:03:17+0000"), each formatted once and kept in a table for
-// OutBuffer.text(). A stream repeats a few timestamps a lot (every file's ctime is its receive-side
-// creation second), so a direct-mapped cache of recent seconds serves almost every line.
+// OutBuffer.text(). A stream repeats a few timestamps a lot (files written together share the second of
+// their ctime, and often of their atime), so a direct-mapped cache of recent seconds serves most lines.
 import { formatLocalTime, type Zone } from './localtime.js';
 import { makePiece, type Piece } from './text-table.js';
 

@@ -4,8 +4,8 @@
 // paths of a 1 GiB stream: a word at a time takes about 40 % of the byte loop's time (measured in
 // docs/benchmarks.md, "What we tried").
 //
-// Each test below may also flag a word whose bytes are all fine (a borrow or carry out of a flagged byte
-// spills into its neighbour), never the reverse: callers re-check a flagged word byte by byte.
+// mayHoldZero is exact. mayNeedEscape may also flag a word whose other bytes are fine (a borrow or carry out
+// of a flagged byte spills into its neighbour), never the reverse: callers take a flagged word byte by byte.
 
 /**
  * A DataView over a buffer's whole backing ArrayBuffer (index it at buf.byteOffset + i), the last one kept.
