@@ -1,7 +1,7 @@
 // Output for dumps: lines are assembled in one large Buffer and written to a file descriptor in big
 // chunks (a syscall per ~1 MiB, not per line). Raw bytes (names that are not UTF-8) go in untouched.
 import { writeSync } from 'node:fs';
-import { pieceLength, pieceStart, type Piece } from './text-table.js';
+import { copyWords, pieceLength, pieceStart, type Piece } from './text-table.js';
 
 const DEFAULT_CHUNK = 1 << 20;
 /**
@@ -47,12 +47,8 @@ export class OutBuffer {
     const length = pieceLength(piece);
     // Whole words: up to 3 bytes past the text are written too, then overwritten by what follows.
     this.room(length + 3);
-    const to = this.view;
-    let from = pieceStart(piece);
-    let p = this.pos;
-    const end = p + length;
-    for (; p < end; p += 4, from += 4) to.setInt32(p, table.getInt32(from, true), true);
-    this.pos = end;
+    copyWords(this.view, this.pos, table, pieceStart(piece), length);
+    this.pos += length;
   }
 
   /** Append a string whose characters are all < 256 (ASCII text we generate). */

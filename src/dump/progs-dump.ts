@@ -15,7 +15,7 @@ import type { Command, Uuid } from '../stream/commands.js';
 import { formatLocalTime, loadZone, type Zone } from './localtime.js';
 import { escapeInto, writeEscaped } from './escape.js';
 import type { OutBuffer } from './out-buffer.js';
-import { pieceStart, pieceText, textTable, type Piece } from './text-table.js';
+import { copyWords, pieceStart, pieceText, textTable, type Piece } from './text-table.js';
 import { TimeTexts } from './time-texts.js';
 import { field } from '../stream/decode.js';
 import { Attr, COMMAND_NAMES, type CommandName } from '../stream/protocol.js';
@@ -167,15 +167,10 @@ export class ProgsDumpFormatter {
     const buf = out.buffer;
     const to = out.dataView;
     let q = out.position;
-    const titles = TITLES.view;
-    const t = pieceStart(title);
-    to.setInt32(q, titles.getInt32(t, true), true);
-    to.setInt32(q + 4, titles.getInt32(t + 4, true), true);
-    to.setInt32(q + 8, titles.getInt32(t + 8, true), true);
-    to.setInt32(q + 12, titles.getInt32(t + 12, true), true);
+    copyWords(to, q, TITLES.view, pieceStart(title), TITLE_WIDTH);
     q += TITLE_WIDTH;
     const pathStart = q;
-    for (let i = 0; i < prefixLength; i += 4) to.setInt32(q + i, prefix.getInt32(i, true), true);
+    copyWords(to, q, prefix, 0, prefixLength);
     q = escapeInto(buf, q + prefixLength, src, start, n > 0 && src[end - 1] === SLASH ? end - 1 : end);
     if (!details) {
       buf[q++] = 0x0a;
@@ -210,7 +205,7 @@ export class ProgsDumpFormatter {
     out.reserveRoom(this.prefixSlashRoom + 4 * n);
     const to = out.dataView;
     const q = out.position;
-    for (let i = 0; i < prefixLength; i += 4) to.setInt32(q + i, prefix.getInt32(i, true), true);
+    copyWords(to, q, prefix, 0, prefixLength);
     out.commit(escapeInto(out.buffer, q + prefixLength, src, start, n > 0 && src[end - 1] === SLASH ? end - 1 : end));
   }
 

@@ -41,6 +41,15 @@ export function textTable<K extends string>(texts: Readonly<Record<K, string>>):
   return { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), piece };
 }
 
+/**
+ * Copy `length` bytes from `from` at `start` to `to` at `at`, a word (4 bytes) at a time: up to 3 bytes
+ * past `at + length` are written too (the caller has room there, and overwrites them next), and `from` must
+ * have bytes up to the next multiple of 4 (a table's spare bytes).
+ */
+export function copyWords(to: DataView, at: number, from: DataView, start: number, length: number): void {
+  for (let i = 0; i < length; i += 4) to.setInt32(at + i, from.getInt32(start + i, true), true);
+}
+
 /** A piece's text (error messages). */
 export function pieceText(view: DataView, piece: Piece): string {
   let text = '';

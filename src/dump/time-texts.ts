@@ -11,7 +11,7 @@ const SLOT_BYTES = 32;
 export class TimeTexts {
   private readonly seconds = new Float64Array(SLOTS).fill(Number.NaN);
   private readonly pieces = new Float64Array(SLOTS);
-  private readonly bytes = Buffer.alloc(SLOTS * SLOT_BYTES + 4);
+  private readonly bytes = Buffer.alloc(SLOTS * SLOT_BYTES);
   readonly view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
 
   constructor(private readonly zone: Zone) {}
