@@ -6,10 +6,11 @@
 # - blocking-calls.node: native/blocking-calls.c, send's ioctl and pipe copy on threads of their own;
 # - zstd-ahead.node: native/zstd-ahead.c, receive's zstd extents decoded ahead on a helper thread;
 # - buffer-address.node: native/buffer-address.c, where a Buffer sits, so reads can fill page-aligned memory;
-# - fd-calls.node: native/fd-calls.c, dup and fcntl for reading a pipe without loading koffi.
+# - fd-calls.node: native/fd-calls.c, dup and fcntl for reading a pipe without loading koffi;
+# - fs-calls.node: native/fs-calls.c, the receive's hot file system calls without koffi's per-call cost.
 # Never fails the install: without gcc or Node's headers, on another architecture, or when compiling
 # fails, it says so in one line and the code does without (@node-rs/crc32; synchronous reads; worker
-# threads; extents decoded inline; koffi tells where a Buffer sits and makes the pipe's fd calls).
+# threads; extents decoded inline; koffi tells where a Buffer sits and makes the pipe's and the receive's calls).
 # Run by the `build` and `prepare` npm scripts.
 cd "$(dirname "$0")/.." || exit 0
 say() { echo "btrfs-ts: $1" >&2; }
@@ -69,5 +70,11 @@ if "$cc" -O2 -fPIC -Wall -I"$headers" -shared -o "$tmp/fd-calls.node" native/fd-
   mv -f "$tmp/fd-calls.node" native/build/fd-calls.node
 else
   say "native fd-calls skipped ($cc failed; koffi makes the pipe's fd calls)"
+fi
+
+if "$cc" -O2 -fPIC -Wall -I"$headers" -shared -o "$tmp/fs-calls.node" native/fs-calls.c; then
+  mv -f "$tmp/fs-calls.node" native/build/fs-calls.node
+else
+  say "native fs-calls skipped ($cc failed; koffi makes the receive's file system calls)"
 fi
 exit 0

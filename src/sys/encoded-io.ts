@@ -1,6 +1,7 @@
 // BTRFS_IOC_ENCODED_WRITE / ENCODED_READ: hand a compressed extent to btrfs as is (or read one
 // back). The 128-byte struct btrfs_ioctl_encoded_io_args is formatted by hand in a Buffer and
-// points at a one-entry struct iovec (protocol.md §4.2).
+// points at a one-entry struct iovec (protocol.md §4.2); native/fs-calls.c builds the same struct
+// for ENCODED_WRITE in C when it is built.
 //
 // Test seam: setEncodedWriteFault(errno) makes every later encodedWrite() fail with that errno
 // *instead of* calling the kernel (exactly as if the ioctl had returned -1); undefined turns it off.
@@ -9,6 +10,7 @@
 import { constants as osConstants } from 'node:os';
 import { Ioctl, StructSize } from './constants.js';
 import { SysError, ioctl, koffi, putInt64LE } from './libc.js';
+import { nativeEncodedWrite } from './fs-calls.js';
 
 /** Byte offsets in struct btrfs_ioctl_encoded_io_args (x86-64), checked by the ABI test. */
 export const EncodedIoArgsLayout = {
@@ -99,6 +101,13 @@ function formatArgs(
  */
 export function encodedWrite(fd: number, request: EncodedWriteRequest, path?: string | Buffer): number {
   if (injectedFault !== undefined) throw new SysError('BTRFS_IOC_ENCODED_WRITE', injectedFault, path);
+  if (nativeEncodedWrite !== undefined) {
+    const { data, offset, len, unencodedLen, unencodedOffset, compression, encryption } = request;
+    const result = nativeEncodedWrite(
+      fd, Ioctl.BTRFS_IOC_ENCODED_WRITE, data, offset, len, unencodedLen, unencodedOffset, compression, encryption);
+    if (result < 0) throw new SysError('BTRFS_IOC_ENCODED_WRITE', -result, path);
+    return result;
+  }
   const args = formatArgs(request.data, request);
   // `request.data` stays referenced until the synchronous call returns.
   const result = ioctl(fd, Ioctl.BTRFS_IOC_ENCODED_WRITE, args, 'BTRFS_IOC_ENCODED_WRITE', path);

@@ -1,10 +1,11 @@
-// The *at family of file system calls through koffi, taking raw Buffer paths (Linux names are bytes).
-// Used by the receive engine to resolve every path beneath a directory fd without following symlinks.
-// Each failure is a SysError naming the call, the path and errno. Plain data I/O (pwrite, close,
-// fstat, ftruncate) uses Node's own fs functions on the raw fd.
+// The *at family of file system calls, taking raw Buffer paths (Linux names are bytes): the hot ones
+// through fs-calls.ts (native/fs-calls.c, or koffi), the rest through koffi. Used by the receive engine
+// to resolve every path beneath a directory fd without following symlinks. Each failure is a SysError
+// naming the call, the path and errno. pwrite and ftruncate use Node's own fs functions on the raw fd.
 import { closeSync, fstatSync, ftruncateSync, writeSync } from 'node:fs';
 import { Resolve } from './constants.js';
 import { check, cPath, koffi, libc, putInt64LE, SysError } from './libc.js';
+import { fsCalls as sys } from './fs-calls.js';
 
 /** Linux x86-64 values not exported by node:fs (checked against <fcntl.h> by native/abi-check.c). */
 export const FsConst = {
@@ -24,19 +25,14 @@ export const OpenHowLayout = { struct: 'open_how', size: 24, flags: 0, mode: 8, 
 /** openat2 flags that keep a lookup beneath its directory fd and off every symlink. */
 export const RESOLVE_SAFE = Resolve.BENEATH | Resolve.NO_SYMLINKS | Resolve.NO_MAGICLINKS;
 
-const openat2Raw = libc.func('long syscall(long nr, int dirfd, const uint8_t *path, uint8_t *how, size_t size)');
 const openatRaw = libc.func('int openat(int dirfd, const uint8_t *path, int flags, uint32_t mode)');
-const mkdiratRaw = libc.func('int mkdirat(int dirfd, const uint8_t *path, uint32_t mode)');
 const mknodatRaw = libc.func('int mknodat(int dirfd, const uint8_t *path, uint32_t mode, uint64_t dev)');
 const symlinkatRaw = libc.func('int symlinkat(const uint8_t *target, int dirfd, const uint8_t *path)');
 const renameatRaw = libc.func('int renameat(int olddirfd, const uint8_t *oldpath, int newdirfd, const uint8_t *newpath)');
 const linkatRaw = libc.func('int linkat(int olddirfd, const uint8_t *oldpath, int newdirfd, const uint8_t *newpath, int flags)');
 const unlinkatRaw = libc.func('int unlinkat(int dirfd, const uint8_t *path, int flags)');
 const fchownatRaw = libc.func('int fchownat(int dirfd, const uint8_t *path, uint32_t uid, uint32_t gid, int flags)');
-const fchmodRaw = libc.func('int fchmod(int fd, uint32_t mode)');
 const fchmodatRaw = libc.func('int fchmodat(int dirfd, const uint8_t *path, uint32_t mode, int flags)');
-const utimensatRaw = libc.func('int utimensat(int dirfd, const uint8_t *path, const uint8_t *times, int flags)');
-const futimensRaw = libc.func('int futimens(int fd, const uint8_t *times)');
 const lsetxattrRaw = libc.func('int lsetxattr(const uint8_t *path, const uint8_t *name, const uint8_t *value, size_t size, int flags)');
 const lremovexattrRaw = libc.func('int lremovexattr(const uint8_t *path, const uint8_t *name)');
 const fsetxattrRaw = libc.func('int fsetxattr(int fd, const uint8_t *name, const uint8_t *value, size_t size, int flags)');
@@ -44,22 +40,23 @@ const fremovexattrRaw = libc.func('int fremovexattr(int fd, const uint8_t *name)
 const fallocateRaw = libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)');
 const fchownRaw = libc.func('int fchown(int fd, uint32_t uid, uint32_t gid)');
 
-const how = Buffer.alloc(OpenHowLayout.size);
+/** A result of fs-calls.ts (-errno on failure) as a value, or a SysError naming the call and path. */
+function checked(result: number, syscall: string, path?: Buffer): number {
+  if (result < 0) throw new SysError(syscall, -result, path);
+  return result;
+}
 
 /** openat2(2): open `path` beneath `dirfd` with the given resolve flags (default: RESOLVE_SAFE). */
 export function openat2(dirfd: number, path: Buffer, flags: number, mode = 0, resolve: number = RESOLVE_SAFE): number {
-  how.writeBigUInt64LE(BigInt(flags | F.O_CLOEXEC), OpenHowLayout.flags);
-  how.writeBigUInt64LE(BigInt(mode), OpenHowLayout.mode);
-  how.writeBigUInt64LE(BigInt(resolve), OpenHowLayout.resolve);
-  return check(Number(openat2Raw(F.SYS_openat2, dirfd, cPath(path), how, how.length)), 'openat2', path);
+  return checked(sys.openat2(dirfd, path, flags | F.O_CLOEXEC, mode, resolve), 'openat2', path);
 }
 
 export function openat(dirfd: number, path: Buffer, flags: number, mode = 0): number {
-  return check(openatRaw(dirfd, cPath(path), flags | F.O_CLOEXEC, mode) as number, 'openat', path);
+  return checked(sys.openat(dirfd, path, flags | F.O_CLOEXEC, mode), 'openat', path);
 }
 
 export function mkdirat(dirfd: number, path: Buffer, mode: number): void {
-  check(mkdiratRaw(dirfd, cPath(path), mode) as number, 'mkdirat', path);
+  checked(sys.mkdirat(dirfd, path, mode), 'mkdirat', path);
 }
 
 /** mknodat(2); `dev` in the kernel's "new" encoding (= glibc makedev for major < 4096). */
@@ -95,11 +92,9 @@ export function fchown(fd: number, uid: number, gid: number, path?: Buffer): voi
 }
 
 export function fchmod(fd: number, mode: number, path?: Buffer): void {
-  check(fchmodRaw(fd, mode) as number, 'fchmod', path);
+  checked(sys.fchmod(fd, mode), 'fchmod', path);
 }
 
-const SYS_fchmodat2 = 452;
-const fchmodat2Raw = libc.func('long syscall(long nr, int dirfd, const uint8_t *path, uint32_t mode, int flags)');
 let fchmodat2Missing = false;
 
 /**
@@ -108,9 +103,9 @@ let fchmodat2Missing = false;
  */
 export function fchmodat2NoFollow(dirfd: number, path: Buffer, mode: number, shownPath: Buffer = path): 'ok' | 'symlink' | 'unsupported' {
   if (fchmodat2Missing) return 'unsupported';
-  const r = Number(fchmodat2Raw(SYS_fchmodat2, dirfd, cPath(path), mode, F.AT_SYMLINK_NOFOLLOW));
+  const r = sys.fchmodat2(dirfd, path, mode, F.AT_SYMLINK_NOFOLLOW);
   if (r >= 0) return 'ok';
-  const errno = koffi.errno();
+  const errno = -r;
   if (errno === 38 /* ENOSYS */) {
     fchmodat2Missing = true;
     return 'unsupported';
@@ -137,11 +132,11 @@ function fillTimes(atime: Timespec, mtime: Timespec): Buffer {
 
 /** utimensat(2) with exact nanoseconds; AT_SYMLINK_NOFOLLOW by default. */
 export function utimensat(dirfd: number, path: Buffer, atime: Timespec, mtime: Timespec, flags: number = F.AT_SYMLINK_NOFOLLOW): void {
-  check(utimensatRaw(dirfd, cPath(path), fillTimes(atime, mtime), flags) as number, 'utimensat', path);
+  checked(sys.utimensat(dirfd, path, fillTimes(atime, mtime), flags), 'utimensat', path);
 }
 
 export function futimens(fd: number, atime: Timespec, mtime: Timespec, path?: Buffer): void {
-  check(futimensRaw(fd, fillTimes(atime, mtime)) as number, 'futimens', path);
+  checked(sys.futimens(fd, fillTimes(atime, mtime)), 'futimens', path);
 }
 
 const fchdirRaw = libc.func('int fchdir(int fd)');
@@ -263,8 +258,9 @@ export function pwriteAll(fd: number, data: Buffer, offset: number, path?: Buffe
   }
 }
 
+/** close(2); a failure (EBADF: a bug of ours; EIO from a file system) throws. */
 export function close(fd: number): void {
-  closeSync(fd);
+  checked(sys.close(fd), 'close');
 }
 
 /** A Node fs error (errno negative in .errno) as a SysError naming our call and the raw path. */
@@ -303,24 +299,23 @@ export function lgetxattrs(path: Buffer): Map<string, Buffer> {
   return out;
 }
 
-const fstatatRaw = libc.func('int fstatat(int dirfd, const uint8_t *path, _Out_ uint8_t *statbuf, int flags)');
 const statBuf = Buffer.alloc(StatLayout.size);
 /** st_mode of `path` beneath dirfd, never following a final symlink (fstatat AT_SYMLINK_NOFOLLOW). */
 export function lstatModeAt(dirfd: number, path: Buffer): number {
-  check(fstatatRaw(dirfd, cPath(path), statBuf, F.AT_SYMLINK_NOFOLLOW) as number, 'fstatat', path);
+  checked(sys.fstatat(dirfd, path, statBuf, F.AT_SYMLINK_NOFOLLOW), 'fstatat', path);
   return statBuf.readUInt32LE(StatLayout.st_mode);
 }
 
-const EMPTY_PATH = Buffer.from([0]);
+const EMPTY_PATH = Buffer.alloc(0);
 /** st_mode of the inode `fd` refers to (fstatat AT_EMPTY_PATH: no Stats object, unlike fs.fstatSync). */
 export function fstatMode(fd: number): number {
-  check(fstatatRaw(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH) as number, 'fstat');
+  checked(sys.fstatat(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH), 'fstat');
   return statBuf.readUInt32LE(StatLayout.st_mode);
 }
 
 /** Owner and mode of `path` beneath dirfd, never following a final symlink. */
 export function lstatOwnerAt(dirfd: number, path: Buffer): { mode: number; uid: number; gid: number } {
-  check(fstatatRaw(dirfd, cPath(path), statBuf, F.AT_SYMLINK_NOFOLLOW) as number, 'fstatat', path);
+  checked(sys.fstatat(dirfd, path, statBuf, F.AT_SYMLINK_NOFOLLOW), 'fstatat', path);
   return {
     mode: statBuf.readUInt32LE(StatLayout.st_mode), uid: statBuf.readUInt32LE(StatLayout.st_uid),
     gid: statBuf.readUInt32LE(StatLayout.st_gid),
@@ -329,13 +324,13 @@ export function lstatOwnerAt(dirfd: number, path: Buffer): { mode: number; uid: 
 
 /** Inode number of `path` beneath dirfd (fstatat AT_SYMLINK_NOFOLLOW). */
 export function lstatInoAt(dirfd: number, path: Buffer): number {
-  check(fstatatRaw(dirfd, cPath(path), statBuf, F.AT_SYMLINK_NOFOLLOW) as number, 'fstatat', path);
+  checked(sys.fstatat(dirfd, path, statBuf, F.AT_SYMLINK_NOFOLLOW), 'fstatat', path);
   return Number(statBuf.readBigUInt64LE(StatLayout.st_ino));
 }
 
 /** Owner and mode of what `fd` refers to (any fd, O_PATH included). */
 export function fstatOwner(fd: number): { mode: number; uid: number; gid: number } {
-  check(fstatatRaw(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH) as number, 'fstat');
+  checked(sys.fstatat(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH), 'fstat');
   return {
     mode: statBuf.readUInt32LE(StatLayout.st_mode), uid: statBuf.readUInt32LE(StatLayout.st_uid),
     gid: statBuf.readUInt32LE(StatLayout.st_gid),
@@ -344,7 +339,7 @@ export function fstatOwner(fd: number): { mode: number; uid: number; gid: number
 
 /** Inode number and st_mode of what `fd` refers to (any fd, O_PATH included). */
 export function fstatInoMode(fd: number): { ino: number; mode: number } {
-  check(fstatatRaw(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH) as number, 'fstat');
+  checked(sys.fstatat(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH), 'fstat');
   return { ino: Number(statBuf.readBigUInt64LE(StatLayout.st_ino)), mode: statBuf.readUInt32LE(StatLayout.st_mode) };
 }
 
