@@ -202,6 +202,27 @@ static napi_value call_fstatat(napi_env env, napi_callback_info info) {
   return fits ? result(env, fstatat(dirfd, path, st, flags)) : too_long(env);
 }
 
+/* pwrite(fd, buf + start, length, position): the bytes written, or -errno. */
+#define USAGE_PWRITE "pwrite(fd, buffer, start, length, position): integers and a Buffer holding start + length bytes"
+static napi_value call_pwrite(napi_env env, napi_callback_info info) {
+  struct args a;
+  size_t size;
+  if (!get_args(env, info, 5, &a, USAGE_PWRITE)) return NULL;
+  int fd = int_arg(&a, 0, USAGE_PWRITE);
+  const uint8_t *data = bytes_arg(&a, 1, &size, USAGE_PWRITE);
+  int64_t start = int64_arg(&a, 2, USAGE_PWRITE), length = int64_arg(&a, 3, USAGE_PWRITE);
+  int64_t position = int64_arg(&a, 4, USAGE_PWRITE);
+  if (a.ok && (start < 0 || length < 0 || position < 0 || (uint64_t)start + (uint64_t)length > size)) {
+    napi_throw_range_error(env, NULL, USAGE_PWRITE);
+    return NULL;
+  }
+  if (!a.ok) return NULL;
+  /* One call writes at most INT32_MAX bytes, so the result fits the int32 returned (Linux caps a write
+   * at 0x7ffff000 bytes anyway); pwriteAll() loops over short writes. */
+  if (length > INT32_MAX) length = INT32_MAX;
+  return result(env, pwrite(fd, data + start, (size_t)length, (off_t)position));
+}
+
 #define USAGE_CLOSE "close(fd): an integer"
 static napi_value call_close(napi_env env, napi_callback_info info) {
   struct args a;
@@ -257,7 +278,7 @@ static const struct named_function functions[] = {
   { "openat", call_openat },       { "openat2", call_openat2 },     { "mkdirat", call_mkdirat },
   { "fchmod", call_fchmod },       { "fchmodat2", call_fchmodat2 }, { "utimensat", call_utimensat },
   { "futimens", call_futimens },   { "fstatat", call_fstatat },     { "close", call_close },
-  { "encodedWrite", call_encoded_write },
+  { "pwrite", call_pwrite },       { "encodedWrite", call_encoded_write },
 };
 
 NAPI_MODULE_INIT() { return export_functions(env, exports, functions, sizeof functions / sizeof functions[0]); }

@@ -74,6 +74,9 @@ function exercise(calls: FsCalls, name: string): Record<string, unknown> {
   out.openat2Symlink = calls.openat2(d, b('link'), F.O_RDONLY, 0, RESOLVE_SAFE);
   out.tooLong = calls.openat(d, Buffer.alloc(4096, 0x61), F.O_RDONLY, 0);
   out.longestName = calls.openat(d, Buffer.alloc(300, 0x61), F.O_RDONLY, 0);
+  out.pwrite = calls.pwrite(fd, b('xxhelloxx'), 2, 5, 3);
+  out.contentAfterPwrite = readFileSync(join(dir, 'file')).toString('latin1');
+  out.pwriteBadFd = calls.pwrite(1_000_000, b('x'), 0, 1, 0);
   out.close = calls.close(fd);
   out.closeAgain = calls.close(fd);
   calls.close(d);
@@ -92,7 +95,7 @@ describe.skipIf(native === null)('native fs calls', () => {
       utimensatLink: 0, linkMtime: '7000000008', utimensatMissing: -ENOENT, fchmodat2: 0, fchmodat2Link: -EOPNOTSUPP,
       fstatatLink: 0, linkIsSymlink: true, fstatEmptyPath: 0, fileMode: '100640', fileUid: true,
       openat2Escape: -EXDEV, openat2Symlink: -ELOOP, tooLong: -ENAMETOOLONG, longestName: -ENAMETOOLONG,
-      close: 0, closeAgain: -EBADF,
+      pwrite: 5, contentAfterPwrite: '\0\0\0hello', pwriteBadFd: -EBADF, close: 0, closeAgain: -EBADF,
     });
   });
 
@@ -118,6 +121,8 @@ describe.skipIf(native === null)('native fs calls', () => {
     expect(() => loose.fstatat!(F.AT_FDCWD, b('x'), Buffer.alloc(16), 0)).toThrow(RangeError);
     expect(() => loose.encodedWrite!(3, 0, b('x'))).toThrow(/encodedWrite\(/);
     expect(() => loose.close!()).toThrow(/close\(fd\)/);
+    expect(() => loose.pwrite!(1, b('abc'), 2, 5, 0)).toThrow(RangeError);
+    expect(() => loose.pwrite!(1, b('abc'), 0, 1, -1)).toThrow(RangeError);
   });
 });
 

@@ -1,6 +1,7 @@
 // The receive's hot file system calls: native/fs-calls.c when it is built (a plain Node-API call), or the
 // same calls through koffi. Either way each returns the call's result, or -errno when it fails, and a
 // path is a Buffer without its NUL (docs/benchmarks.md: ~250k calls a receive, each cheaper natively).
+import { writeSync } from 'node:fs';
 import { cPath, koffi, libc } from './libc.js';
 import { loadNativeModule } from './native-module.js';
 
@@ -17,6 +18,8 @@ export interface FsCalls {
   /** `statbuf`: room for glibc's struct stat (144 bytes). */
   fstatat(dirfd: number, path: Buffer, statbuf: Uint8Array, flags: number): number;
   close(fd: number): number;
+  /** pwrite(2) of buffer[start, start + length) at `position`: the bytes written (maybe fewer). */
+  pwrite(fd: number, buffer: Uint8Array, start: number, length: number, position: number): number;
 }
 
 /** BTRFS_IOC_ENCODED_WRITE with its struct built natively (native/fs-calls.c only). */
@@ -56,6 +59,15 @@ export function fsCallsViaKoffi(): FsCalls {
     futimens: (fd, times) => negErrno(futimens(fd, times)),
     fstatat: (dirfd, path, statbuf, flags) => negErrno(fstatat(dirfd, cPath(path), statbuf, flags)),
     close: (fd) => negErrno(close(fd)),
+    pwrite: (fd, buffer, start, length, position) => {
+      try {
+        return writeSync(fd, buffer, start, length, position);
+      } catch (e) {
+        const errno = (e as { errno?: number }).errno;
+        if (typeof errno === 'number') return -Math.abs(errno);
+        throw e;
+      }
+    },
   };
 }
 

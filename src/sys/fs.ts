@@ -1,8 +1,8 @@
 // The *at family of file system calls, taking raw Buffer paths (Linux names are bytes): the hot ones
 // through fs-calls.ts (native/fs-calls.c, or koffi), the rest through koffi. Used by the receive engine
 // to resolve every path beneath a directory fd without following symlinks. Each failure is a SysError
-// naming the call, the path and errno. pwrite and ftruncate use Node's own fs functions on the raw fd.
-import { closeSync, fstatSync, ftruncateSync, writeSync } from 'node:fs';
+// naming the call, the path and errno. ftruncate uses Node's own fs function on the raw fd.
+import { closeSync, fstatSync, ftruncateSync } from 'node:fs';
 import { Resolve } from './constants.js';
 import { check, cPath, koffi, libc, putInt64LE, SysError } from './libc.js';
 import { fsCalls as sys } from './fs-calls.js';
@@ -251,9 +251,8 @@ export function ftruncate(fd: number, size: number, path?: Buffer): void {
 export function pwriteAll(fd: number, data: Buffer, offset: number, path?: Buffer): void {
   let done = 0;
   while (done < data.length) {
-    let n: number;
-    try { n = writeSync(fd, data, done, data.length - done, offset + done); } catch (e) { throw fromNode(e, 'pwrite', path); }
-    if (n <= 0) throw new SysError('pwrite', 5 /* EIO */, path);
+    const n = checked(sys.pwrite(fd, data, done, data.length - done, offset + done), 'pwrite', path);
+    if (n === 0) throw new SysError('pwrite', 5 /* EIO */, path);
     done += n;
   }
 }
