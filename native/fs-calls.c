@@ -66,6 +66,18 @@ static void *bytes_arg(struct args *a, size_t i, size_t *length, const char *usa
   return data;
 }
 
+/* A Buffer argument that must hold at least `room` bytes (a struct the call fills or reads): a smaller
+ * one throws a RangeError. */
+static void *room_arg(struct args *a, size_t i, size_t room, const char *usage) {
+  size_t length;
+  void *data = bytes_arg(a, i, &length, usage);
+  if (a->ok && length < room) {
+    a->ok = 0;
+    napi_throw_range_error(a->env, NULL, usage);
+  }
+  return data;
+}
+
 /* A path argument copied into `out` with a NUL; 0 when it is too long for any path (ENAMETOOLONG). */
 static int path_arg(struct args *a, size_t i, char out[PATH_MAX], const char *usage) {
   size_t length;
@@ -157,15 +169,10 @@ static napi_value call_fchmodat2(napi_env env, napi_callback_info info) {
 static napi_value call_utimensat(napi_env env, napi_callback_info info) {
   struct args a;
   char path[PATH_MAX];
-  size_t times_length;
   if (!get_args(env, info, 4, &a, USAGE_UTIMENSAT)) return NULL;
   int dirfd = int_arg(&a, 0, USAGE_UTIMENSAT), flags = int_arg(&a, 3, USAGE_UTIMENSAT);
-  const struct timespec *times = bytes_arg(&a, 2, &times_length, USAGE_UTIMENSAT);
+  const struct timespec *times = room_arg(&a, 2, 2 * sizeof(struct timespec), USAGE_UTIMENSAT);
   int fits = path_arg(&a, 1, path, USAGE_UTIMENSAT);
-  if (a.ok && times_length < 2 * sizeof(struct timespec)) {
-    napi_throw_range_error(env, NULL, USAGE_UTIMENSAT);
-    return NULL;
-  }
   if (!a.ok) return NULL;
   return fits ? result(env, utimensat(dirfd, path, times, flags)) : too_long(env);
 }
@@ -173,14 +180,9 @@ static napi_value call_utimensat(napi_env env, napi_callback_info info) {
 #define USAGE_FUTIMENS "futimens(fd, times): an integer and 32 bytes of times"
 static napi_value call_futimens(napi_env env, napi_callback_info info) {
   struct args a;
-  size_t times_length;
   if (!get_args(env, info, 2, &a, USAGE_FUTIMENS)) return NULL;
   int fd = int_arg(&a, 0, USAGE_FUTIMENS);
-  const struct timespec *times = bytes_arg(&a, 1, &times_length, USAGE_FUTIMENS);
-  if (a.ok && times_length < 2 * sizeof(struct timespec)) {
-    napi_throw_range_error(env, NULL, USAGE_FUTIMENS);
-    return NULL;
-  }
+  const struct timespec *times = room_arg(&a, 1, 2 * sizeof(struct timespec), USAGE_FUTIMENS);
   if (!a.ok) return NULL;
   return result(env, futimens(fd, times));
 }
@@ -189,15 +191,10 @@ static napi_value call_futimens(napi_env env, napi_callback_info info) {
 static napi_value call_fstatat(napi_env env, napi_callback_info info) {
   struct args a;
   char path[PATH_MAX];
-  size_t room;
   if (!get_args(env, info, 4, &a, USAGE_FSTATAT)) return NULL;
   int dirfd = int_arg(&a, 0, USAGE_FSTATAT), flags = int_arg(&a, 3, USAGE_FSTATAT);
-  struct stat *st = bytes_arg(&a, 2, &room, USAGE_FSTATAT);
+  struct stat *st = room_arg(&a, 2, sizeof(struct stat), USAGE_FSTATAT);
   int fits = path_arg(&a, 1, path, USAGE_FSTATAT);
-  if (a.ok && room < sizeof(struct stat)) {
-    napi_throw_range_error(env, NULL, USAGE_FSTATAT);
-    return NULL;
-  }
   if (!a.ok) return NULL;
   return fits ? result(env, fstatat(dirfd, path, st, flags)) : too_long(env);
 }
