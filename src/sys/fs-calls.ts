@@ -22,6 +22,9 @@ export interface FsCalls {
   pwrite(fd: number, buffer: Uint8Array, start: number, length: number, position: number): number;
 }
 
+/** struct open_how (openat2), checked against the kernel's by the ABI test (re-exported by fs.ts). */
+export const OpenHowLayout = { struct: 'open_how', size: 24, flags: 0, mode: 8, resolve: 16 } as const;
+
 /** BTRFS_IOC_ENCODED_WRITE with its struct built natively (native/fs-calls.c only). */
 export type NativeEncodedWrite = (
   fd: number, request: number, data: Uint8Array, offset: number, len: number,
@@ -43,13 +46,13 @@ export function fsCallsViaKoffi(): FsCalls {
   const futimens = libc.func('int futimens(int fd, const uint8_t *times)');
   const fstatat = libc.func('int fstatat(int dirfd, const uint8_t *path, _Out_ uint8_t *statbuf, int flags)');
   const close = libc.func('int close(int fd)');
-  const how = Buffer.alloc(24); // struct open_how: flags, mode, resolve
+  const how = Buffer.alloc(OpenHowLayout.size);
   return {
     openat: (dirfd, path, flags, mode) => negErrno(openat(dirfd, cPath(path), flags, mode)),
     openat2: (dirfd, path, flags, mode, resolve) => {
-      how.writeBigUInt64LE(BigInt(flags >>> 0), 0);
-      how.writeBigUInt64LE(BigInt(mode >>> 0), 8);
-      how.writeBigUInt64LE(BigInt(resolve >>> 0), 16);
+      how.writeBigUInt64LE(BigInt(flags >>> 0), OpenHowLayout.flags);
+      how.writeBigUInt64LE(BigInt(mode >>> 0), OpenHowLayout.mode);
+      how.writeBigUInt64LE(BigInt(resolve >>> 0), OpenHowLayout.resolve);
       return negErrno(openat2(SYS_openat2, dirfd, cPath(path), how, how.length));
     },
     mkdirat: (dirfd, path, mode) => negErrno(mkdirat(dirfd, cPath(path), mode)),
@@ -79,6 +82,3 @@ export const fsCalls: FsCalls = native ?? fsCallsViaKoffi();
 
 /** ENCODED_WRITE in one native call, or undefined (then encoded-io.ts formats the struct for koffi). */
 export const nativeEncodedWrite: NativeEncodedWrite | undefined = native?.encodedWrite;
-
-/** Which implementation is in use (tests, diagnostics). */
-export const fsCallsAreNative = native !== null;

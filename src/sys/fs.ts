@@ -20,7 +20,7 @@ const F = FsConst;
 /** Where st_mode sits in glibc's x86-64 `struct stat` (fstatat fills it). */
 export const StatLayout = { struct: 'stat', size: 144, st_ino: 8, st_mode: 24, st_uid: 28, st_gid: 32 } as const;
 
-export const OpenHowLayout = { struct: 'open_how', size: 24, flags: 0, mode: 8, resolve: 16 } as const;
+export { OpenHowLayout } from './fs-calls.js';
 
 /** openat2 flags that keep a lookup beneath its directory fd and off every symlink. */
 export const RESOLVE_SAFE = Resolve.BENEATH | Resolve.NO_SYMLINKS | Resolve.NO_MAGICLINKS;
