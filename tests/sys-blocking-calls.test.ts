@@ -6,7 +6,7 @@
 // native tests are skipped with the reason printed when it is missing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, constants as fsConstants } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +60,7 @@ describe.skipIf(!native)('native blocking calls', () => {
       const readEnd = filledPipe(data);
       const progress = new Float64Array(new SharedArrayBuffer(8));
       try {
-        expect(await copyPipeOffThread(readEnd, out, 16384, 0, progress)).toBe(data.length);
+        expect((await copyPipeOffThread(readEnd, out, 16384, { progress })).bytes).toBe(data.length);
       } finally {
         closeSync(readEnd);
         closeSync(out);
@@ -68,6 +68,38 @@ describe.skipIf(!native)('native blocking calls', () => {
       expect(progress[0]).toBe(data.length);
       expect(readFileSync(path).equals(data)).toBe(true);
     }
+  });
+
+  it('a paced copy takes a steady writer\'s output in a few transfers, not one per write, every byte in order', async () => {
+    // 3000 lines written one write(2) each by a shell loop: an eager reader is woken for nearly every one.
+    const lines = 3000;
+    const copyLines = async (paceMaxMicros: number): Promise<{ text: string; transfers: number }> => {
+      const [readEnd, writeEnd] = makePipe();
+      const path = join(dir, `paced-${paceMaxMicros}`);
+      const out = openSync(path, 'w');
+      const writer = spawn('sh', ['-c', `i=0; while [ $i -lt ${lines} ]; do echo $i; i=$((i+1)); done`],
+        { stdio: ['ignore', writeEnd, 'inherit'] });
+      closeSync(writeEnd); // the writer holds its own copy: EOF when it exits
+      try {
+        const copied = await copyPipeOffThread(readEnd, out, 65536, { paceMaxMicros });
+        await new Promise((resolve) => (writer.exitCode !== null ? resolve(null) : writer.once('exit', resolve)));
+        expect(writer.exitCode).toBe(0);
+        const text = readFileSync(path, 'utf8');
+        expect(copied.bytes).toBe(Buffer.byteLength(text));
+        return { text, transfers: copied.transfers };
+      } finally {
+        closeSync(readEnd);
+        closeSync(out);
+      }
+    };
+    const expected = Array.from({ length: lines }, (_, i) => `${i}\n`).join('');
+    const paced = await copyLines(2000);
+    const eager = await copyLines(0);
+    expect(paced.text).toBe(expected);
+    expect(eager.text).toBe(expected);
+    console.log(`3000 writes: ${paced.transfers} transfers paced, ${eager.transfers} unpaced`);
+    expect(paced.transfers).toBeGreaterThan(0);
+    expect(paced.transfers).toBeLessThan(lines / 10);
   });
 
   it('a copy whose output fails names the system call and its errno', async () => {

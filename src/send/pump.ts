@@ -40,24 +40,33 @@ function writeToStream(stream: Writable, chunk: Buffer): Promise<void> {
   });
 }
 
+/** How pumpPipe copies: `chunk` bytes at a time (unless paced); the rest as copyPipeOffThread's options. */
+export interface PumpOptions {
+  chunk: number;
+  /** Try to enlarge an fd output that is a pipe (progs does for v2). */
+  outPipeSize?: number;
+  /** Pace the reading of the kernel's pipe, at most this many µs a nap (fd sinks, native module). */
+  paceMaxMicros?: number;
+}
+
 /**
  * Copy everything readable from `readFd` to `sink` until EOF (the kernel's ioctl returned and the
- * write end was closed). Returns the byte count. `outPipeSize`: try to enlarge an fd output that is a
- * pipe (progs does for v2). A failing sink rejects at once; the caller then
+ * write end was closed). Returns the byte count. A failing sink rejects at once; the caller then
  * closes `readFd` so the kernel's next write fails with EPIPE and the ioctl ends.
  */
 export async function pumpPipe(
-  readFd: number, sink: StreamSink, chunkSize: number, outPipeSize = 0, onBytes?: (bytes: number) => void,
+  readFd: number, sink: StreamSink, how: PumpOptions, onBytes?: (bytes: number) => void,
 ): Promise<number> {
+  const { chunk: chunkSize, outPipeSize = 0, paceMaxMicros = 0 } = how;
   if (sink.kind === 'fd') {
-    if (!onBytes) return copyPipeOffThread(readFd, sink.fd, chunkSize, outPipeSize);
+    if (!onBytes) return (await copyPipeOffThread(readFd, sink.fd, chunkSize, { outPipeSize, paceMaxMicros })).bytes;
     // --progress: the worker keeps its byte count in shared memory; look at it 10 times a second.
-    const counter = new Float64Array(new SharedArrayBuffer(8));
-    const timer = setInterval(() => onBytes(counter[0]!), 100);
+    const progress = new Float64Array(new SharedArrayBuffer(8));
+    const timer = setInterval(() => onBytes(progress[0]!), 100);
     try {
-      const total = await copyPipeOffThread(readFd, sink.fd, chunkSize, outPipeSize, counter);
-      onBytes(total);
-      return total;
+      const { bytes } = await copyPipeOffThread(readFd, sink.fd, chunkSize, { outPipeSize, progress, paceMaxMicros });
+      onBytes(bytes);
+      return bytes;
     } finally {
       clearInterval(timer);
     }

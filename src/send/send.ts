@@ -238,6 +238,18 @@ async function sendIntoFile(
   return { written, ioctlError };
 }
 
+/** The kernel's pipe when it may be enlarged: 1 MiB, the default /proc/sys/fs/pipe-max-size. */
+const SEND_PIPE_SIZE = 1024 * 1024;
+
+/**
+ * How long the copy from the kernel's pipe may wait for it to fill, at most, in µs: not woken for every
+ * command the kernel writes, the send ioctl takes ~30 % less system time (docs/benchmarks.md).
+ * BTRFS_TS_SEND_PACING=0 turns pacing off (to measure against).
+ */
+function sendPipePaceMicros(): number {
+  return process.env.BTRFS_TS_SEND_PACING === '0' ? 0 : 2000;
+}
+
 /** progs' plumbing: a pipe for the kernel, drained into the sink on another thread while the ioctl runs. */
 async function sendThroughPipe(
   subvolFd: number, job: OneSend, sink: StreamSink, onBytes?: (bytes: number) => void,
@@ -250,7 +262,9 @@ async function sendThroughPipe(
     } catch (e) {
       throw new SendError(`pipe failed: ${errnoText(e)}`);
     }
-    if (job.bigBuffers) {
+    // A large pipe lets the paced copy wait ~2 ms between transfers without the kernel filling it; where
+    // 1 MiB is refused (an unprivileged user's pipe limits), progs' v2 size.
+    if (trySetPipeSize(readFd, SEND_PIPE_SIZE) < 0 && job.bigBuffers) {
       trySetPipeSize(readFd, SEND_BUF_SIZE_V2);
       trySetPipeSize(writeFd, SEND_BUF_SIZE_V2);
     }
@@ -258,7 +272,9 @@ async function sendThroughPipe(
     const chunk = job.version > 1 ? SEND_BUF_SIZE_V2 : SEND_BUF_SIZE_V1;
     let pumpError: unknown;
     let written = 0;
-    const pump = pumpPipe(readFd, sink, chunk, job.version > 1 ? SEND_BUF_SIZE_V2 : 0, onBytes).then((n) => {
+    const pump = pumpPipe(readFd, sink, {
+      chunk, outPipeSize: job.version > 1 ? SEND_BUF_SIZE_V2 : 0, paceMaxMicros: sendPipePaceMicros(),
+    }, onBytes).then((n) => {
       written = n;
     }, (e: unknown) => {
       pumpError = e;

@@ -7,12 +7,17 @@ import { loadNativeModule, nativeModulePath } from './native-module.js';
 
 export const BLOCKING_CALLS_MODULE_PATH = nativeModulePath('blocking-calls');
 
-/** [return value (or bytes copied), errno (0 if none), failing system call (copyPipe) or null]. */
-export type CallResult = [number, number, string | null];
+/**
+ * [return value (or bytes copied), errno (0 if none), failing system call (copyPipe) or null, calls that
+ * moved data (copyPipe; 0 for ioctl)].
+ */
+export type CallResult = [number, number, string | null, number];
 
 export interface BlockingCalls {
   ioctl(fd: number, request: number, args: Uint8Array, keepAlive: Uint8Array | null): Promise<CallResult>;
-  copyPipe(inFd: number, outFd: number, chunk: number, outPipeSize: number, progress: Float64Array | null): Promise<CallResult>;
+  copyPipe(
+    inFd: number, outFd: number, chunk: number, outPipeSize: number, progress: Float64Array | null, paceMaxMicros: number,
+  ): Promise<CallResult>;
 }
 
 /** The module, or null when it is not there (not built, another Node ABI, or disabled). */

@@ -81,14 +81,14 @@ if (w.op === 'ioctl') {
   const waitFor = (fd, events) => { pfd.writeInt32LE(fd, 0); pfd.writeInt16LE(events, 4); poll(pfd, 1, 1000); };
   // With a non-blocking output, pipe-to-pipe splice also says EAGAIN when the *input* is empty.
   const waitOut = () => { waitFor(w.in, 1 /* POLLIN */); waitFor(w.out, 4 /* POLLOUT */); };
-  let total = 0, useSplice = true, buf = null;
+  let total = 0, transfers = 0, useSplice = true, buf = null;
   const counter = w.progress ? new Float64Array(w.progress) : null; // bytes so far, for --progress
   const fail = (syscall, errno) => parentPort.postMessage({ ret: -1, errno, syscall, total });
   if (w.outPipeSize) fcntl(w.out, 1031 /* F_SETPIPE_SZ */, w.outPipeSize);
   for (;;) {
     if (useSplice) {
       const n = Number(splice(w.in, null, w.out, null, w.chunk, 4 /* SPLICE_F_MORE */));
-      if (n > 0) { total += n; if (counter) counter[0] = total; continue; }
+      if (n > 0) { total += n; transfers++; if (counter) counter[0] = total; continue; }
       if (n === 0) break;
       const e = koffi.errno();
       if (e === EINTR) continue;
@@ -108,14 +108,15 @@ if (w.op === 'ioctl') {
       fail('write', e); return;
     }
     total += n;
+    transfers++;
     if (counter) counter[0] = total;
   }
-  parentPort.postMessage({ ret: 0, errno: 0, total });
+  parentPort.postMessage({ ret: 0, errno: 0, total, transfers });
 })();
 `;
 const koffiPath = createRequire(import.meta.url).resolve('koffi');
 
-interface WorkerResult { ret: number; errno: number; syscall?: string; total?: number }
+interface WorkerResult { ret: number; errno: number; syscall?: string; total?: number; transfers?: number }
 
 function runWorker(workerData: Record<string, unknown>, what: string): Promise<WorkerResult> {
   return new Promise((resolve, reject) => {
@@ -157,24 +158,40 @@ export async function ioctlOffThread(
   return m.ret;
 }
 
+/** How copyPipeOffThread copies. */
+export interface PipeCopyOptions {
+  /** Try F_SETPIPE_SZ on the output first (progs does, for v2, in case it is a pipe). */
+  outPipeSize?: number;
+  /** Shared memory where the copy keeps the byte count (--progress). */
+  progress?: Float64Array;
+  /**
+   * > 0: pace the reading (native module only): having emptied the pipe, wait until about a quarter of it
+   * has refilled, at most this many µs, so that the writer is not woken for every write
+   * (native/blocking-calls.c, pace_after).
+   */
+  paceMaxMicros?: number;
+}
+
+/** What a pipe copy moved: bytes, and the calls that moved them (fewer when paced). */
+export interface PipeCopied { bytes: number; transfers: number }
+
 /**
  * Copy everything from pipe `inFd` to `outFd` until EOF off the main thread (splice, or read/write where
- * splice is refused). Resolves with the byte count; rejects with SysError('splice'|'read'|'write', errno).
- * `outPipeSize`: try F_SETPIPE_SZ on the output first (progs does, for v2, in case it is a pipe).
+ * splice is refused). Rejects with SysError('splice'|'read'|'write', errno).
  */
 export async function copyPipeOffThread(
-  inFd: number, outFd: number, chunk: number, outPipeSize = 0, progress?: Float64Array,
-): Promise<number> {
-  // `progress`: a Float64Array on shared memory where the copy keeps the byte count (--progress).
+  inFd: number, outFd: number, chunk: number, how: PipeCopyOptions = {},
+): Promise<PipeCopied> {
+  const { outPipeSize = 0, progress, paceMaxMicros = 0 } = how;
   const native = blockingCalls();
   if (native) {
-    const [total, errno, syscall] = await native.copyPipe(inFd, outFd, chunk, outPipeSize, progress ?? null);
+    const [bytes, errno, syscall, transfers] = await native.copyPipe(inFd, outFd, chunk, outPipeSize, progress ?? null, paceMaxMicros);
     if (errno !== 0) throw new SysError(syscall ?? 'splice', errno);
-    return total;
+    return { bytes, transfers };
   }
   const m = await runWorker({ op: 'copy', in: inFd, out: outFd, chunk, outPipeSize, progress: progress?.buffer }, 'copy');
   if (m.ret < 0) throw new SysError(m.syscall ?? 'splice', m.errno);
-  return m.total ?? 0;
+  return { bytes: m.total ?? 0, transfers: m.transfers ?? 0 };
 }
 
 /** BTRFS_IOC_SEND on `subvolFd` (the subvolume's root directory, O_RDONLY), off the main thread. */
