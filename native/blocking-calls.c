@@ -8,8 +8,8 @@
  *       moves a pipe's contents to an fd with splice(2) until EOF (no copy through user space, as
  *       btrfs-progs' reader thread), with read/write where splice is refused (EINVAL: e.g. an O_APPEND
  *       file); EAGAIN on a non-blocking output waits in poll(2). `progress[0]` holds the bytes so far;
- *       `transfers` counts the splice/read calls that moved data. With paceMaxMicros > 0 the copy paces
- *       itself (see pace_after below).
+ *       `transfers` counts the splice/read calls that moved data. With paceMaxMicros > 0 the splice
+ *       loop paces itself (pace_after, below; the read/write loop does not).
  *
  * Why: the worker_threads this replaces cost ~10 MiB of resident memory each (a whole V8 isolate, two
  * per send) and ~25 ms to start. errno is read in C on the thread that made the call, so it is the
