@@ -64,6 +64,8 @@ int main(void) {
   OFF(stat, st_mode);
   OFF(stat, st_uid);
   OFF(stat, st_gid);
+  OFF(stat, st_size);
+  OFF(stat, st_blksize);
 
   /* flags and tree/key ids */
   NUM(BTRFS_SUBVOL_RDONLY);

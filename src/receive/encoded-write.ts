@@ -2,13 +2,13 @@
 // stays compressed on the receiver; where the kernel refuses (ENOTTY, EINVAL, ENOSPC — exactly
 // where btrfs-progs falls back) or --force-decompress is given, decode it ourselves and write the
 // slice [unencoded_offset, +unencoded_file_len) at the file offset.
-import { fstatSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { EncodedWriteCommand } from '../stream/commands.js';
 import {
   CorruptDataError, EncodedExtentError, MAX_UNENCODED_LEN, checkSlice, compressionName, decodeExtent,
 } from '../compress/index.js';
 import { encodedWrite } from '../sys/encoded-io.js';
+import { fstatSizeBlock, pwriteAll } from '../sys/fs.js';
 import { SysError, printablePath } from '../sys/libc.js';
 
 export interface ApplyEncodedWriteOptions {
@@ -76,15 +76,12 @@ function decodeOrThrow(cmd: EncodedWriteCommand): Buffer {
   }
 }
 
-/** pwrite loop: all of `bytes` at `position`. */
+/** All of `bytes` at `position` (pwrite through our native module, without Node's argument checks). */
 function writeAll(fd: number, bytes: Buffer, position: number, cmd: EncodedWriteCommand): void {
-  let done = 0;
-  while (done < bytes.length) {
-    try {
-      done += writeSync(fd, bytes, done, bytes.length - done, position + done);
-    } catch (error) {
-      throw commandError(cmd, `writing decoded data failed: ${(error as Error).message}`, error);
-    }
+  try {
+    pwriteAll(fd, bytes, position);
+  } catch (error) {
+    throw commandError(cmd, `writing decoded data failed: ${(error as Error).message}`, error);
   }
 }
 
@@ -137,7 +134,9 @@ const zeros = Buffer.alloc(64 * 1024);
  */
 function zeroBlockTail(fd: number, cmd: EncodedWriteCommand): void {
   const end = cmd.offset + cmd.unencodedFileLen;
-  const { blksize, size } = fstatSync(fd);
+  // No btrfs block is larger than 64 KiB: an extent ending on such a boundary needs no fstat (most do).
+  if (end % zeros.length === 0) return;
+  const { blksize, size } = fstatSizeBlock(fd, cmd.path);
   const block = blksize > 0 && blksize <= zeros.length ? blksize : 4096;
   if (end % block === 0 || size <= end) return;
   const stop = Math.min(end + block - (end % block), size);
