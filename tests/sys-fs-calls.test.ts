@@ -2,13 +2,15 @@
 // same calls through koffi do, successes and errnos alike, and a receive must build the same tree with
 // either. The native module is what every other test and every user runs; koffi is the fallback.
 import { afterAll, describe, expect, it } from 'vitest';
-import { lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync, fstatSync, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { fsCallsViaKoffi, type FsCalls } from '../src/sys/fs-calls.js';
 import { loadNativeModule, nativeModulePath } from '../src/sys/native-module.js';
-import { FsConst as F, RESOLVE_SAFE, StatLayout } from '../src/sys/fs.js';
+import { FsConst as F, RESOLVE_SAFE, StatLayout, fstatSizeBlock } from '../src/sys/fs.js';
 import { Ioctl } from '../src/sys/constants.js';
 import { CLI } from './helpers/cli.js';
 import { makeBtrfs, requireBtrfs, run } from './helpers/btrfs.js';
@@ -155,5 +157,21 @@ describe.skipIf(!btrfsOk)('a receive through either implementation', () => {
     } finally {
       fs.cleanup();
     }
+  });
+});
+
+describe('fstatSizeBlock', () => {
+  it('reads st_size and st_blksize where Node\'s fstat finds them, and names the path of a bad fd', () => {
+    const path = join(root, 'sized');
+    writeFileSync(path, Buffer.alloc(123_457, 1));
+    const fd = openSync(path, 'r');
+    try {
+      const node = fstatSync(fd);
+      expect(fstatSizeBlock(fd)).toEqual({ size: 123_457, blksize: node.blksize });
+      expect(node.blksize).toBeGreaterThan(0);
+    } finally {
+      closeSync(fd);
+    }
+    expect(() => fstatSizeBlock(fd, b('gone/file'))).toThrow(/fstat gone\/file failed: .*EBADF/);
   });
 });

@@ -17,7 +17,7 @@ export const FsConst = {
 } as const;
 const F = FsConst;
 
-/** Where st_mode sits in glibc's x86-64 `struct stat` (fstatat fills it). */
+/** Where the fields we read sit in glibc's x86-64 `struct stat` (fstatat fills it; native/abi-check.c checks). */
 export const StatLayout = {
   struct: 'stat', size: 144, st_ino: 8, st_mode: 24, st_uid: 28, st_gid: 32, st_size: 48, st_blksize: 56,
 } as const;
@@ -347,7 +347,10 @@ export function fstatInoMode(fd: number): { ino: number; mode: number } {
 /** Size and preferred I/O block size of what `fd` refers to. */
 export function fstatSizeBlock(fd: number, path?: Buffer): { size: number; blksize: number } {
   checked(sys.fstatat(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH), 'fstat', path);
-  return { size: Number(statBuf.readBigInt64LE(StatLayout.st_size)), blksize: Number(statBuf.readBigInt64LE(StatLayout.st_blksize)) };
+  return {
+    size: Number(statBuf.readBigInt64LE(StatLayout.st_size)),
+    blksize: Number(statBuf.readBigInt64LE(StatLayout.st_blksize)),
+  };
 }
 
 const flistxattrRaw = libc.func('long flistxattr(int fd, _Out_ uint8_t *list, size_t size)');
