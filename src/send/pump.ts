@@ -5,7 +5,7 @@
 // bounded by the stream's high-water mark.
 import { read } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { copyPipeOffThread } from '../sys/send-ioctl.js';
+import { copyPipeOffThread, type PipeCopyOptions } from '../sys/send-ioctl.js';
 
 /** Where a send writes: an fd (`name`: the -f path, for messages) or a Node stream. */
 export type StreamSink = { kind: 'fd'; fd: number; name?: string } | { kind: 'writable'; stream: Writable };
@@ -40,13 +40,9 @@ function writeToStream(stream: Writable, chunk: Buffer): Promise<void> {
   });
 }
 
-/** How pumpPipe copies: `chunk` bytes at a time (unless paced); the rest as copyPipeOffThread's options. */
-export interface PumpOptions {
+/** How pumpPipe copies: `chunk` bytes at a time (unless paced); the rest as copyPipeOffThread's (fd sinks). */
+export interface PumpOptions extends Pick<PipeCopyOptions, 'outPipeSize' | 'paceMaxMicros'> {
   chunk: number;
-  /** Try to enlarge an fd output that is a pipe (progs does for v2). */
-  outPipeSize?: number;
-  /** Pace the reading of the kernel's pipe, at most this many µs a nap (fd sinks, native module). */
-  paceMaxMicros?: number;
 }
 
 /**
