@@ -3,7 +3,7 @@
 // every alignment, inside buffers that are views into larger ones.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { indexOfZero, mayHoldZero, mayNeedEscape } from '../src/stream/word-scan.js';
+import { ViewCache, indexOfZero, mayHoldZero, mayNeedEscape } from '../src/stream/word-scan.js';
 import { escapeInto } from '../src/dump/escape.js';
 
 const EDGE_BYTES = [0x00, 0x01, 0x07, 0x1f, 0x20, 0x21, 0x30, 0x5b, 0x5c, 0x5d, 0x7e, 0x7f, 0x80, 0x81, 0xa0, 0xdc, 0xfe, 0xff];
@@ -90,5 +90,37 @@ describe('escapeInto', () => {
       expect(out1.toString('latin1', 0, escapeInto(out1, 0, a, 0, a.length))).toBe('long/plain/path/one');
       expect(out2.toString('latin1', 0, escapeInto(out2, 0, b, 0, b.length))).toBe('another\\ path\\twith\\ escapes');
     }
+  });
+});
+
+describe('ViewCache', () => {
+  /** The selected buffer's bytes as the cache's view and shift describe them. */
+  function viewed(cache: ViewCache, buf: Uint8Array): number[] {
+    cache.select(buf);
+    return Array.from({ length: buf.length }, (_, i) => cache.view.getUint8(cache.shift + i));
+  }
+
+  it('describes each selected buffer: subarrays of one backing store, the same one again, another store', () => {
+    const cache = new ViewCache();
+    const window = Buffer.from('0123456789abcdef', 'latin1');
+    const first = window.subarray(3, 7);
+    const second = window.subarray(10, 16);
+    const other = Buffer.from('zyx', 'latin1');
+    for (let round = 0; round < 2; round++) {
+      expect(viewed(cache, first)).toEqual([...first]);
+      expect(viewed(cache, first)).toEqual([...first]);
+      expect(viewed(cache, second)).toEqual([...second]);
+      expect(viewed(cache, other)).toEqual([...other]);
+      expect(viewed(cache, window)).toEqual([...window]);
+    }
+  });
+
+  it('follows a small typed array whose bytes V8 keeps on its heap until .buffer is asked for', () => {
+    const cache = new ViewCache();
+    const small = new Uint8Array([9, 8, 7]);
+    expect(viewed(cache, small)).toEqual([9, 8, 7]);
+    small[1] = 42; // written after the cache took its view: the view must see it
+    expect(viewed(cache, small)).toEqual([9, 42, 7]);
+    expect(cache.view.getUint8(cache.shift + 1)).toBe(42);
   });
 });

@@ -32,10 +32,12 @@ const ESCAPES = new DataView(ESC_BYTES.buffer);
  * goes unused until a rare byte comes (which would throw V8's optimized code away).
  */
 export function escapeInto(buf: Buffer, at: number, src: Buffer, start: number, end: number): number {
-  const from = sourceViews.of(src);
-  const to = outputViews.of(buf);
-  const shift = src.byteOffset; // src[i] is from's byte shift + i
-  const base = buf.byteOffset; // buf[p] is to's byte base + p
+  sourceViews.select(src);
+  outputViews.select(buf);
+  const from = sourceViews.view;
+  const to = outputViews.view;
+  const shift = sourceViews.shift; // src[i] is from's byte shift + i
+  const base = outputViews.shift; // buf[p] is to's byte base + p
   let i = shift + start;
   const stop = shift + end;
   let q = base + at;

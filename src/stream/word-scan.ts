@@ -8,21 +8,31 @@
 // of a flagged byte spills into its neighbour), never the reverse: callers take a flagged word byte by byte.
 
 /**
- * A DataView over a buffer's whole backing ArrayBuffer (index it at buf.byteOffset + i), the last one kept.
- * Keyed by the ArrayBuffer, not the Buffer: the paths of commands are subarrays of one window buffer, so
- * the view is made once, and V8's optimized code never meets the path that makes a new one (reaching code
- * it has never run would throw the optimized code away).
+ * A DataView over a buffer's whole backing ArrayBuffer (index it at `shift` + i), for the last buffer
+ * selected. Keyed first by the Buffer object, then by its ArrayBuffer: the paths of commands are
+ * subarrays of one window buffer, which callers pass with offsets, so both checks almost always hit.
+ * The Buffer comparison comes first because reading `.buffer` or `.byteOffset` of a typed array is a call
+ * into V8's runtime that its optimizing compiler does not inline (perf of a dump: ~10 % of the main
+ * thread, three per path), while comparing two objects is one instruction. V8's optimized code never
+ * meets the path that makes a new view (reaching code it has never run would throw that code away).
  */
 export class ViewCache {
+  /** The selected buffer's bytes: its byte i is the view's byte `shift + i`. */
+  view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  /** The selected buffer's byteOffset. */
+  shift = 0;
+  private selected: Uint8Array | undefined;
   private backing: ArrayBufferLike | undefined;
-  private view: DataView | undefined;
 
-  of(buf: Uint8Array): DataView {
+  /** Make `buf` the buffer `view` and `shift` describe. */
+  select(buf: Uint8Array): void {
+    if (buf === this.selected) return;
+    this.selected = buf;
+    this.shift = buf.byteOffset;
     if (buf.buffer !== this.backing) {
       this.backing = buf.buffer;
       this.view = new DataView(buf.buffer);
     }
-    return this.view!;
   }
 }
 
@@ -44,8 +54,9 @@ export function mayNeedEscape(v: number): number {
 
 /** Index of the first zero byte in `buf[start..end)`, or -1. */
 export function indexOfZero(buf: Uint8Array, start: number, end: number): number {
-  const view = zeroScanViews.of(buf);
-  const shift = buf.byteOffset; // buf[i] is the view's byte shift + i
+  zeroScanViews.select(buf);
+  const view = zeroScanViews.view;
+  const shift = zeroScanViews.shift; // buf[i] is the view's byte shift + i
   let i = shift + start;
   const stop = shift + end;
   while (i + 4 <= stop && mayHoldZero(view.getInt32(i, true)) === 0) i += 4;
