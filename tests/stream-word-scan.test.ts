@@ -102,10 +102,11 @@ describe('ViewCache', () => {
 
   it('describes each selected buffer: subarrays of one backing store, the same one again, another store', () => {
     const cache = new ViewCache();
-    const window = Buffer.from('0123456789abcdef', 'latin1');
+    const window = Buffer.alloc(16, '0123456789abcdef', 'latin1');
     const first = window.subarray(3, 7);
     const second = window.subarray(10, 16);
-    const other = Buffer.from('zyx', 'latin1');
+    const other = Buffer.alloc(3, 'zyx', 'latin1'); // not from Buffer's shared pool: a store of its own
+    expect(other.buffer).not.toBe(window.buffer);
     for (let round = 0; round < 2; round++) {
       expect(viewed(cache, first)).toEqual([...first]);
       expect(viewed(cache, first)).toEqual([...first]);
