@@ -308,9 +308,14 @@ export function lstatModeAt(dirfd: number, path: Buffer): number {
 }
 
 const EMPTY_PATH = Buffer.alloc(0);
-/** st_mode of the inode `fd` refers to (fstatat AT_EMPTY_PATH: no Stats object, unlike fs.fstatSync). */
+/** fstat(2) of `fd` (any fd, O_PATH included) into statBuf: fstatat AT_EMPTY_PATH, no Stats object. */
+function fstatIntoBuf(fd: number, path?: Buffer): void {
+  checked(sys.fstatat(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH), 'fstat', path);
+}
+
+/** st_mode of the inode `fd` refers to. */
 export function fstatMode(fd: number): number {
-  checked(sys.fstatat(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH), 'fstat');
+  fstatIntoBuf(fd);
   return statBuf.readUInt32LE(StatLayout.st_mode);
 }
 
@@ -331,7 +336,7 @@ export function lstatInoAt(dirfd: number, path: Buffer): number {
 
 /** Owner and mode of what `fd` refers to (any fd, O_PATH included). */
 export function fstatOwner(fd: number): { mode: number; uid: number; gid: number } {
-  checked(sys.fstatat(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH), 'fstat');
+  fstatIntoBuf(fd);
   return {
     mode: statBuf.readUInt32LE(StatLayout.st_mode), uid: statBuf.readUInt32LE(StatLayout.st_uid),
     gid: statBuf.readUInt32LE(StatLayout.st_gid),
@@ -340,13 +345,13 @@ export function fstatOwner(fd: number): { mode: number; uid: number; gid: number
 
 /** Inode number and st_mode of what `fd` refers to (any fd, O_PATH included). */
 export function fstatInoMode(fd: number): { ino: number; mode: number } {
-  checked(sys.fstatat(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH), 'fstat');
+  fstatIntoBuf(fd);
   return { ino: Number(statBuf.readBigUInt64LE(StatLayout.st_ino)), mode: statBuf.readUInt32LE(StatLayout.st_mode) };
 }
 
 /** Size and preferred I/O block size of what `fd` refers to. */
 export function fstatSizeBlock(fd: number, path?: Buffer): { size: number; blksize: number } {
-  checked(sys.fstatat(fd, EMPTY_PATH, statBuf, F.AT_EMPTY_PATH), 'fstat', path);
+  fstatIntoBuf(fd, path);
   return {
     size: Number(statBuf.readBigInt64LE(StatLayout.st_size)),
     blksize: Number(statBuf.readBigInt64LE(StatLayout.st_blksize)),
